@@ -1,0 +1,258 @@
+"""Input validation, datasets, padding and masks for clips of frames.
+
+Clips are ``(n_frames, n_features)`` float32 arrays. A collection of clips is either a 3-D
+array ``(n_clips, n_frames, n_features)`` (all the same length) or a list of 2-D arrays.
+Batches are padded to the longest clip *in the batch* and carry the true lengths, which the
+model turns into masks.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+ClipsLike = Union[np.ndarray, Sequence[np.ndarray]]
+
+
+def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, name: str = "X") -> Union[np.ndarray, List[np.ndarray]]:
+    """Validate clips and convert them to float32.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_clips, n_frames, n_features), or list of (n_frames_i, n_features)
+        Log-mel frames, time first.
+    n_features : int, optional
+        Required features per frame (the value seen in ``fit``).
+    min_features : int, default=1
+        Smallest allowed features per frame (the CNN kernel size).
+
+    Returns
+    -------
+    ndarray of shape (n_clips, n_frames, n_features), or list of 2-D float32 arrays.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, empty data, zero-length clips, NaN/Inf, feature-count
+        mismatch, or fewer features than ``min_features``.
+    TypeError
+        Non-numeric data.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    if isinstance(X, (str, bytes)) or X is None:
+        raise TypeError(f"{name} must be log-mel frames (a 3-D array or a list of 2-D arrays), got {type(X).__name__}")
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim != 3:
+            raise ValueError(
+                f"{name} must be 3-D (n_clips, n_frames, n_features) or a list of 2-D "
+                f"(n_frames, n_features) arrays; got an array with {X.ndim} dimension(s) and "
+                f"shape {X.shape}. For a single clip use X[None]; for raw audio use LogMelExtractor first."
+            )
+        clips: Union[np.ndarray, List[np.ndarray]] = _as_float(X, name)
+        shapes = [X.shape[1:]] * X.shape[0]
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} is empty: got 0 clips; at least 1 clip is required")
+    else:
+        try:
+            items = list(X)
+        except TypeError:
+            raise TypeError(f"{name} must be a 3-D array or a list of 2-D arrays, got {type(X).__name__}") from None
+        if len(items) == 0:
+            raise ValueError(f"{name} is empty: got 0 clips; at least 1 clip is required")
+        clips = []
+        for i, c in enumerate(items):
+            if isinstance(c, torch.Tensor):
+                c = c.detach().cpu().numpy()
+            if isinstance(c, (str, bytes)):
+                raise TypeError(
+                    f"{name}[{i}] is a string ({c!r:.60}); AttLocTagger takes log-mel frames. "
+                    f"Use make_pipeline(LogMelExtractor(), AttLocTagger()) for audio paths."
+                )
+            a = np.asarray(c)
+            if a.ndim != 2:
+                raise ValueError(
+                    f"{name}[{i}] must be a 2-D (n_frames, n_features) array; got {a.ndim} "
+                    f"dimension(s) with shape {a.shape}"
+                )
+            clips.append(_as_float(a, f"{name}[{i}]"))
+        shapes = [c.shape for c in clips]
+    feats = {s[1] for s in shapes}
+    if len(feats) > 1:
+        raise ValueError(f"all clips in {name} must have the same number of features per frame; got {sorted(feats)}")
+    n_feat = feats.pop()
+    for i, s in enumerate(shapes):
+        if s[0] == 0:
+            raise ValueError(f"{name}[{i}] has zero frames; every clip needs at least 1 frame")
+    if n_feat == 0:
+        raise ValueError(f"{name} has 0 features per frame; expected at least {max(min_features, 1)}")
+    if n_features is not None and n_feat != n_features:
+        raise ValueError(
+            f"{name} has {n_feat} features per frame, but the model was fitted with "
+            f"{n_features}; extract features with the same settings as in fit"
+        )
+    if n_feat < min_features:
+        raise ValueError(
+            f"{name} has {n_feat} features (mel bins) per frame, fewer than the CNN kernel "
+            f"size {min_features}; use more mel bands or a smaller kernel_size"
+        )
+    _check_finite(clips, name)
+    return clips
+
+
+def _as_float(a: np.ndarray, name: str) -> np.ndarray:
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise TypeError(f"{name} must hold real numbers; got complex dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _check_finite(clips, name: str) -> None:
+    if isinstance(clips, np.ndarray):
+        bad = ~np.isfinite(clips).all(axis=(1, 2))
+        idx = np.flatnonzero(bad)
+    else:
+        idx = [i for i, c in enumerate(clips) if not np.isfinite(c).all()]
+    if len(idx):
+        raise ValueError(
+            f"{name} contains NaN or Inf in {len(idx)} clip(s) (first: index {int(idx[0])}); "
+            f"features must be finite"
+        )
+
+
+def n_clips(X: ClipsLike) -> int:
+    return len(X)
+
+
+def clip_lengths(X: ClipsLike) -> np.ndarray:
+    """Frames per clip, shape (n_clips,)."""
+    if isinstance(X, np.ndarray):
+        return np.full(X.shape[0], X.shape[1], dtype=np.int64)
+    return np.array([len(c) for c in X], dtype=np.int64)
+
+
+def feature_stats(X: ClipsLike, eps: float = 1e-5):
+    """Per-feature mean and standard deviation over every frame of every clip.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_features,), float64
+        ``scale`` is floored at ``eps`` so constant features do not divide by zero.
+    """
+    total = 0
+    s = None
+    ss = None
+    for c in (X if isinstance(X, list) else [X.reshape(-1, X.shape[-1])]):
+        c64 = c.astype(np.float64, copy=False)
+        s = c64.sum(0) if s is None else s + c64.sum(0)
+        ss = (c64 ** 2).sum(0) if ss is None else ss + (c64 ** 2).sum(0)
+        total += c.shape[0]
+    mean = s / total
+    var = np.maximum(ss / total - mean ** 2, 0.0)
+    return mean, np.maximum(np.sqrt(var), eps)
+
+
+def subset(X: ClipsLike, idx: np.ndarray) -> ClipsLike:
+    if isinstance(X, np.ndarray):
+        return X[idx]
+    return [X[i] for i in idx]
+
+
+class ClipDataset(Dataset):
+    """Clips (and optional clip targets) as tensors.
+
+    Parameters
+    ----------
+    X : ndarray (n_clips, n_frames, n_features) or list of (n_frames_i, n_features) arrays
+    Y : ndarray (n_clips, n_classes), optional
+    """
+
+    def __init__(self, X: ClipsLike, Y: Optional[np.ndarray] = None):
+        if isinstance(X, np.ndarray):
+            self._x = torch.from_numpy(X)
+        else:
+            self._x = [torch.from_numpy(c) for c in X]
+        self._y = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self._x)
+
+    def __getitem__(self, i):
+        y = None if self._y is None else self._y[i]
+        return self._x[i], y
+
+
+def pad_collate(batch):
+    """Pad a list of ``(x, y)`` items to the longest clip in the batch.
+
+    Returns
+    -------
+    x : Tensor (batch, max_frames, n_features), zero padded
+    lengths : Tensor of int64 (batch,)
+    y : Tensor (batch, n_classes) or None
+    """
+    xs = [b[0] for b in batch]
+    lengths = torch.tensor([x.shape[0] for x in xs], dtype=torch.int64)
+    if bool((lengths == lengths[0]).all()):
+        x = torch.stack(xs)
+    else:
+        x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
+    ys = [b[1] for b in batch]
+    y = None if ys[0] is None else torch.stack(ys)
+    return x, lengths, y
+
+
+class SortedBatchSampler(Sampler):
+    """Batches of clips of similar length, for inference: least padding, same outputs."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int):
+        self.order = np.argsort(lengths, kind="stable")
+        self.batch_size = batch_size
+
+    def __iter__(self):
+        for start in range(0, len(self.order), self.batch_size):
+            yield self.order[start : start + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return (len(self.order) + self.batch_size - 1) // self.batch_size
+
+
+def train_loader(X: ClipsLike, Y: np.ndarray, batch_size: int, seed: int, num_workers: int = 0, shuffle: bool = True) -> DataLoader:
+    """A DataLoader of padded ``(x, lengths, y)`` batches, shuffled by a seeded generator."""
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    return DataLoader(
+        ClipDataset(X, Y),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=gen,
+        collate_fn=pad_collate,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def inference_loader(X: ClipsLike, batch_size: int) -> DataLoader:
+    """A DataLoader of ``(x, lengths, None)`` batches sorted by clip length.
+
+    The order of clips is ``SortedBatchSampler.order``; callers restore it.
+    """
+    sampler = SortedBatchSampler(clip_lengths(X), batch_size)
+    return DataLoader(ClipDataset(X), batch_sampler=sampler, collate_fn=pad_collate)
+
+
+def check_random_seed(random_state) -> int:
+    """An int seed from ``None``, an int or a ``numpy.random.RandomState``."""
+    if random_state is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {random_state!r}")

@@ -1,0 +1,590 @@
+"""Weakly labelled audio data sets: a synthetic generator and folder loaders.
+
+* :func:`make_weak_events` synthesises clips with known event times (like
+  sklearn's ``make_*`` functions).
+* :func:`load_weak_dataset` reads a DCASE-style folder (``audio/``,
+  ``weak.csv``, optional ``strong.tsv``), e.g. ``shared/data/domestic-mix``.
+* :func:`load_chime_home` reads the DCASE 2016 Task 4 CHiME-Home release.
+
+Both loaders return a :class:`sklearn.utils.Bunch` with the keys ``filenames``,
+``paths``, ``Y``, ``classes``, ``folds``, ``strong``, ``audio``, ``root`` and
+``DESCR``.
+"""
+import csv
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from .features import load_audio as _load_audio
+
+__all__ = [
+    "CHIME_HOME_TAGS",
+    "EVENT_TYPES",
+    "load_chime_home",
+    "load_weak_dataset",
+    "make_weak_events",
+]
+
+#: Synthetic event types of :func:`make_weak_events`; column ``k`` of ``Y`` is ``EVENT_TYPES[k]``.
+EVENT_TYPES = ("tone", "chirp", "noise_burst", "click_train", "am_tone")
+
+#: CHiME-Home tags in the order of Table 1 of Xu et al. (2017): child speech, adult
+#: male speech, adult female speech, video game/TV, percussive sounds, broadband
+#: noise, other identifiable sounds.
+CHIME_HOME_TAGS = ("c", "m", "f", "v", "p", "b", "o")
+
+
+# --------------------------------------------------------------------------- synth
+def _rng(random_state):
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**32, dtype=np.uint64))
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator)):
+        return np.random.default_rng(random_state)
+    raise TypeError(
+        "random_state must be None, an int, a numpy Generator or RandomState, "
+        f"got {type(random_state).__name__}"
+    )
+
+
+def _synth_event(kind, n, sr, rng):
+    """Unit-RMS float64 waveform of ``n`` samples for event type ``kind``."""
+    t = np.arange(n) / sr
+    if kind == "tone":  # steady harmonic tone, f0 500-700 Hz
+        f0 = rng.uniform(500.0, 700.0)
+        x = sum(a * np.sin(2 * np.pi * h * f0 * t) for h, a in ((1, 1.0), (2, 0.5), (3, 0.25)))
+    elif kind == "chirp":  # linear sweep 1 -> 4 kHz over the event
+        f0, f1 = rng.uniform(900.0, 1100.0), rng.uniform(3800.0, 4200.0)
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * t[-1] + 1.0 / sr)))
+    elif kind == "noise_burst":  # white noise band-passed to 4-7 kHz (FFT mask)
+        spec = np.fft.rfft(rng.standard_normal(n))
+        freqs = np.fft.rfftfreq(n, 1.0 / sr)
+        spec[(freqs < 4000.0) | (freqs > 7000.0)] = 0.0
+        x = np.fft.irfft(spec, n)
+    elif kind == "click_train":  # decaying 1 ms clicks every 15-30 ms
+        period = int(sr * rng.uniform(0.015, 0.030))
+        x = np.zeros(n)
+        x[::period] = 1.0
+        decay = np.exp(-np.arange(int(0.002 * sr)) / (0.0003 * sr))
+        x = np.convolve(x, decay)[:n]
+    elif kind == "am_tone":  # low pure tone 150-250 Hz, 4-8 Hz amplitude modulation
+        fc, fm = rng.uniform(150.0, 250.0), rng.uniform(4.0, 8.0)
+        x = (1.0 + 0.9 * np.sin(2 * np.pi * fm * t)) * np.sin(2 * np.pi * fc * t)
+    else:  # pragma: no cover - guarded by make_weak_events
+        raise ValueError(f"unknown event type {kind!r}")
+    fade = min(int(0.005 * sr), n // 2)
+    if fade > 0:
+        ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(fade) / fade)
+        x[:fade] *= ramp
+        x[n - fade:] *= ramp[::-1]
+    rms = np.sqrt(np.mean(x**2))
+    return x / rms if rms > 0 else x
+
+
+def make_weak_events(
+    n_clips=200,
+    n_classes=3,
+    duration=4.0,
+    sr=16000,
+    max_events=2,
+    event_duration=(0.3, 1.5),
+    snr_db=(0.0, 10.0),
+    noise_level=0.01,
+    empty_prob=0.1,
+    class_names=None,
+    random_state=None,
+):
+    """Synthesise weakly labelled clips with known event onsets and offsets.
+
+    Each clip is white Gaussian noise (RMS ``noise_level``) plus up to
+    ``max_events`` events whose types are drawn uniformly from the first
+    ``n_classes`` of :data:`EVENT_TYPES` (a type may repeat, events may overlap):
+
+    * ``"tone"``: steady 500-700 Hz tone with 2nd and 3rd harmonics;
+    * ``"chirp"``: linear sweep from ~1 kHz to ~4 kHz;
+    * ``"noise_burst"``: white noise band-passed to 4-7 kHz;
+    * ``"click_train"``: decaying clicks every 15-30 ms (broadband);
+    * ``"am_tone"``: 150-250 Hz tone, 90 % amplitude modulation at 4-8 Hz.
+
+    A clip has no event with probability ``empty_prob``, else 1 to
+    ``max_events`` events (uniform). Event length is uniform in
+    ``event_duration`` (capped at ``duration``), onset uniform in
+    ``[0, duration - length]``, level uniform in ``snr_db`` dB above the noise
+    RMS; 5 ms raised-cosine fades. Clips whose peak exceeds 0.99 are scaled down.
+
+    Parameters
+    ----------
+    n_clips : int, default=200
+        Number of clips.
+    n_classes : int, default=3
+        Number of event classes, 1 to ``len(EVENT_TYPES)`` (5).
+    duration : float, default=4.0
+        Clip length in seconds.
+    sr : int, default=16000
+        Sampling rate in Hz.
+    max_events : int, default=2
+        Maximum number of events per clip (0 gives only background).
+    event_duration : (float, float), default=(0.3, 1.5)
+        Range of event lengths in seconds.
+    snr_db : (float, float), default=(0.0, 10.0)
+        Range of event RMS relative to the noise RMS, in dB.
+    noise_level : float, default=0.01
+        RMS of the background noise (full scale is 1.0); may be 0.
+    empty_prob : float, default=0.1
+        Probability that a clip has no event.
+    class_names : sequence of str or None, default=None
+        Labels of the classes; ``class_names[k]`` names the type ``EVENT_TYPES[k]``.
+        None means ``EVENT_TYPES[:n_classes]``.
+    random_state : int, numpy Generator/RandomState or None, default=None
+        Seed; the output is deterministic for a given int.
+
+    Returns
+    -------
+    audio : np.ndarray of float32, shape (n_clips, round(duration * sr))
+        Waveforms.
+    Y : np.ndarray of int64, shape (n_clips, n_classes)
+        ``Y[i, k] = 1`` iff clip ``i`` holds an event of class ``k``.
+        Column ``k`` is ``EVENT_TYPES[k]`` (or ``class_names[k]``).
+    events : list of (int, float, float, str)
+        ``(clip_index, onset_s, offset_s, label)`` sorted; onsets and offsets
+        in seconds fall on sample boundaries within ``[0, duration]``.
+
+    Examples
+    --------
+    >>> from skattloc.datasets import make_weak_events
+    >>> audio, Y, events = make_weak_events(n_clips=4, random_state=0)
+    >>> audio.shape, audio.dtype, Y.shape
+    ((4, 64000), dtype('float32'), (4, 3))
+    >>> all(Y[i, ["tone", "chirp", "noise_burst"].index(lab)] for i, _, _, lab in events)
+    True
+    """
+    for name, value, lo in (("n_clips", n_clips, 1), ("n_classes", n_classes, 1),
+                            ("sr", sr, 1), ("max_events", max_events, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+    if n_classes > len(EVENT_TYPES):
+        raise ValueError(
+            f"n_classes must be at most {len(EVENT_TYPES)} (the event types {EVENT_TYPES}), got {n_classes}"
+        )
+    if not isinstance(duration, numbers.Real) or duration <= 0:
+        raise ValueError(f"duration must be a positive number of seconds, got {duration!r}")
+    for name, rng_ in (("event_duration", event_duration), ("snr_db", snr_db)):
+        if len(rng_) != 2 or not rng_[0] <= rng_[1]:
+            raise ValueError(f"{name} must be a (low, high) pair with low <= high, got {rng_!r}")
+    if event_duration[0] <= 0:
+        raise ValueError(f"event_duration must be positive seconds, got {event_duration!r}")
+    if not isinstance(noise_level, numbers.Real) or noise_level < 0:
+        raise ValueError(f"noise_level must be a non-negative RMS, got {noise_level!r}")
+    if not isinstance(empty_prob, numbers.Real) or not 0 <= empty_prob <= 1:
+        raise ValueError(f"empty_prob must be in [0, 1], got {empty_prob!r}")
+    if class_names is None:
+        labels = list(EVENT_TYPES[:n_classes])
+    else:
+        labels = [str(c) for c in class_names]
+        if len(labels) != n_classes or len(set(labels)) != n_classes:
+            raise ValueError(
+                f"class_names must hold {n_classes} distinct names (n_classes), got {list(class_names)!r}"
+            )
+    rng = _rng(random_state)
+
+    n_samples = int(round(duration * sr))
+    ref_rms = noise_level if noise_level > 0 else 0.01  # event level reference
+    audio = rng.standard_normal((n_clips, n_samples), dtype=np.float32)
+    audio *= np.float32(noise_level)
+    Y = np.zeros((n_clips, n_classes), dtype=np.int64)
+    events = []
+    has_events = rng.random(n_clips) >= empty_prob if max_events > 0 else np.zeros(n_clips, bool)
+    for i in np.flatnonzero(has_events):
+        for _ in range(rng.integers(1, max_events + 1)):
+            k = int(rng.integers(n_classes))
+            length = int(round(min(rng.uniform(*event_duration), duration) * sr))
+            length = max(1, min(length, n_samples))
+            start = int(rng.integers(0, n_samples - length + 1))
+            gain = ref_rms * 10 ** (rng.uniform(*snr_db) / 20)
+            audio[i, start:start + length] += (gain * _synth_event(EVENT_TYPES[k], length, sr, rng)).astype(
+                np.float32
+            )
+            Y[i, k] = 1
+            events.append((int(i), start / sr, (start + length) / sr, labels[k]))
+    peak = np.abs(audio).max(axis=1)
+    loud = peak > 0.99
+    audio[loud] *= (0.99 / peak[loud])[:, None].astype(np.float32)
+    events.sort()
+    return audio, Y, events
+
+
+# --------------------------------------------------------------------------- loaders
+def _list_preview(names, n=5):
+    shown = ", ".join(repr(str(x)) for x in list(names)[:n])
+    return shown + (", ..." if len(names) > n else "")
+
+
+def _check_dir(path, what):
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"{what} folder not found: {str(root)!r}")
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what} path {str(root)!r} is not a folder")
+    return root.resolve()
+
+
+def _check_files_exist(folder, names, what):
+    """Raise FileNotFoundError naming up to 5 of ``names`` missing from ``folder``."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{what} folder not found: {str(folder)!r}")
+    present = set(os.listdir(folder))
+    missing = [n for n in names if n not in present and not (folder / n).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(names)} {what} files are missing from {str(folder)!r}: "
+            f"{_list_preview(missing)}"
+        )
+
+
+def _resolve_classes(classes, tag_lists, source):
+    """Class list (sorted unique tags if None); check every tag is a known class."""
+    found = {t for tags in tag_lists for t in tags}
+    if classes is None:
+        return sorted(found)
+    if isinstance(classes, str):
+        raise TypeError(f"classes must be a list of tag names, not the string {classes!r}")
+    classes = [str(c) for c in classes]
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes!r}")
+    unknown = sorted(found - set(classes))
+    if unknown:
+        raise ValueError(f"{source} has tags outside classes={classes!r}: {_list_preview(unknown, 10)}")
+    return classes
+
+
+def _indicator(tag_lists, classes):
+    index = {c: k for k, c in enumerate(classes)}
+    Y = np.zeros((len(tag_lists), len(classes)), dtype=np.int64)
+    for i, tags in enumerate(tag_lists):
+        for t in tags:
+            Y[i, index[t]] = 1
+    return Y
+
+
+def _read_table(path, delimiter, required, optional=(), aliases=None):
+    """Rows of a headed table as dicts; check the header against the expected columns."""
+    aliases = aliases or {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{str(path)!r} is empty; expected a header row {list(required)}")
+        found = [aliases.get(h.strip(), h.strip()) for h in header]
+        expected = list(required) + list(optional)
+        missing = [c for c in required if c not in found]
+        unknown = [h for h in found if h not in expected]
+        if missing or unknown or len(set(found)) != len(found):
+            sep = "tab" if delimiter == "\t" else repr(delimiter)
+            raise ValueError(
+                f"{str(path)!r} has columns {[h.strip() for h in header]} ({sep}-separated) but "
+                f"expected {list(required)}" + (f" plus optional {list(optional)}" if optional else "")
+                + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "")
+            )
+        rows = []
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) != len(found):
+                raise ValueError(
+                    f"{str(path)!r} line {line_no} has {len(row)} fields, expected {len(found)}: {row!r}"
+                )
+            rows.append((line_no, {h: c.strip() for h, c in zip(found, row)}))
+    return rows
+
+
+def _load_waves(paths, sr):
+    waves = [_load_audio(p, sr=sr) for p in paths]
+    if waves and len({w.shape for w in waves}) == 1:
+        return np.stack(waves)
+    return waves
+
+
+def _readme(root):
+    readme = root / "README.md"
+    return readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+
+
+def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
+    """Load a weakly labelled data set from a DCASE-style folder.
+
+    Expected layout (as in ``shared/data/domestic-mix``)::
+
+        path/
+          audio/<filename>     audio files (FLAC, WAV, ...)
+          weak.csv             columns filename,tags[,fold]; tags comma-joined
+                               (quote the field), empty = no event
+          strong.tsv           optional, tab-separated filename,onset,offset,event_label
+                               (seconds)
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Data set folder.
+    classes : sequence of str or None, default=None
+        Column order of ``Y``; None means the sorted unique tags of ``weak.csv``.
+        Tags outside a given list raise ValueError.
+    load_audio : bool, default=False
+        Also load every clip with :func:`skattloc.features.load_audio` at ``sr``.
+    sr : int, default=16000
+        Sampling rate in Hz used when ``load_audio`` is True.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        ``filenames`` (list of str, as in ``weak.csv``), ``paths`` (list of
+        absolute str), ``Y`` (int64 array (n_clips, n_classes)), ``classes``
+        (list of str), ``folds`` (int64 array (n_clips,) or None without a fold
+        column), ``strong`` (list of (filename, onset_s, offset_s, label) in file
+        order, or None without ``strong.tsv``), ``audio`` (float32 array
+        (n_clips, n_samples) if all clips have equal length, else a list of 1-D
+        arrays; None unless ``load_audio``), ``root`` (absolute str) and
+        ``DESCR`` (the folder's README.md, or "").
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing folder, ``weak.csv``, ``audio/`` or audio files (up to 5 named).
+    ValueError
+        Bad columns, duplicate filenames, non-integer folds, tags outside
+        ``classes``, or ``strong.tsv`` rows with an unknown filename or label.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, soundfile as sf
+    >>> from skattloc.datasets import load_weak_dataset
+    >>> root = tempfile.mkdtemp()
+    >>> os.mkdir(os.path.join(root, "audio"))
+    >>> for name in ("a.wav", "b.wav"):
+    ...     sf.write(os.path.join(root, "audio", name), np.zeros(1600), 16000)
+    >>> with open(os.path.join(root, "weak.csv"), "w") as f:
+    ...     _ = f.write('filename,tags,fold\\na.wav,"dog,cat",1\\nb.wav,,2\\n')
+    >>> data = load_weak_dataset(root)
+    >>> data.classes, data.Y.tolist(), data.folds.tolist(), data.strong
+    (['cat', 'dog'], [[1, 1], [0, 0]], [1, 2], None)
+    """
+    root = _check_dir(path, "dataset")
+    weak_path = root / "weak.csv"
+    if not weak_path.is_file():
+        raise FileNotFoundError(
+            f"weak label file not found: {str(weak_path)!r} (expected columns filename,tags[,fold])"
+        )
+    rows = _read_table(weak_path, ",", ["filename", "tags"], ["fold"], aliases={"event_labels": "tags"})
+    filenames, tag_lists, folds = [], [], []
+    for line_no, row in rows:
+        filenames.append(row["filename"])
+        tag_lists.append(sorted({t.strip() for t in row["tags"].split(",") if t.strip()}))
+        if "fold" in row:
+            try:
+                folds.append(int(row["fold"]))
+            except ValueError:
+                raise ValueError(
+                    f"{str(weak_path)!r} line {line_no}: fold must be an integer, got {row['fold']!r}"
+                ) from None
+    if not filenames:
+        raise ValueError(f"{str(weak_path)!r} lists no clips")
+    seen, dupes = set(), []
+    for fn in filenames:
+        (dupes.append(fn) if fn in seen else seen.add(fn))
+    if dupes:
+        raise ValueError(f"{str(weak_path)!r} lists {len(dupes)} filenames twice: {_list_preview(dupes)}")
+    classes = _resolve_classes(classes, tag_lists, repr(str(weak_path)))
+    audio_dir = root / "audio"
+    _check_files_exist(audio_dir, filenames, "audio")
+
+    strong = None
+    strong_path = root / "strong.tsv"
+    if strong_path.is_file():
+        strong, bad_files, bad_labels = [], [], []
+        for line_no, row in _read_table(strong_path, "\t", ["filename", "onset", "offset", "event_label"]):
+            if not row["event_label"] and not row["onset"] and not row["offset"]:
+                continue  # DESED-style row marking a clip without events
+            try:
+                onset, offset = float(row["onset"]), float(row["offset"])
+            except ValueError:
+                raise ValueError(
+                    f"{str(strong_path)!r} line {line_no}: onset/offset must be numbers (seconds), "
+                    f"got {row['onset']!r}, {row['offset']!r}"
+                ) from None
+            if not 0 <= onset <= offset:
+                raise ValueError(
+                    f"{str(strong_path)!r} line {line_no}: need 0 <= onset <= offset, got {onset}, {offset}"
+                )
+            if row["filename"] not in seen:
+                bad_files.append(row["filename"])
+            if row["event_label"] not in classes:
+                bad_labels.append(row["event_label"])
+            strong.append((row["filename"], onset, offset, row["event_label"]))
+        if bad_files:
+            bad_files = sorted(set(bad_files))
+            raise ValueError(
+                f"{str(strong_path)!r} has {len(bad_files)} filenames not listed in weak.csv: "
+                f"{_list_preview(bad_files)}"
+            )
+        if bad_labels:
+            raise ValueError(
+                f"{str(strong_path)!r} has labels outside classes={classes!r}: "
+                f"{_list_preview(sorted(set(bad_labels)), 10)}"
+            )
+
+    paths = [str(audio_dir / fn) for fn in filenames]
+    return Bunch(
+        filenames=filenames,
+        paths=paths,
+        Y=_indicator(tag_lists, classes),
+        classes=classes,
+        folds=np.asarray(folds, dtype=np.int64) if folds else None,
+        strong=strong,
+        audio=_load_waves(paths, sr) if load_audio else None,
+        root=str(root),
+        DESCR=_readme(root),
+    )
+
+
+def _read_chunk_list(path, with_fold):
+    """Chunk names (and 0-based fold ids) of a headerless ``index,chunk[,fold]`` csv."""
+    names, folds = [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        for line_no, row in enumerate(csv.reader(f), start=1):
+            row = [c.strip() for c in row]
+            if not row or not any(row):
+                continue
+            if not row[0].isdigit():
+                if line_no == 1:
+                    continue  # tolerate a header row
+                raise ValueError(f"{str(path)!r} line {line_no}: expected index,chunk[,fold], got {row!r}")
+            if len(row) < (3 if with_fold else 2):
+                raise ValueError(
+                    f"{str(path)!r} line {line_no}: expected "
+                    f"{'index,chunk,fold' if with_fold else 'index,chunk'}, got {row!r}"
+                )
+            names.append(row[1])
+            if with_fold:
+                try:
+                    folds.append(int(row[2]))
+                except ValueError:
+                    raise ValueError(
+                        f"{str(path)!r} line {line_no}: fold must be an integer, got {row[2]!r}"
+                    ) from None
+    if not names:
+        raise ValueError(f"{str(path)!r} lists no chunks")
+    return names, folds
+
+
+def _chunk_tags(path):
+    """Tag letters of the ``majorityvote`` row of a chunk annotation csv (S, U dropped)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.reader(f):
+            if len(row) >= 2 and row[0].strip() == "majorityvote":
+                return sorted({c for c in row[1].strip() if c not in "SU" and not c.isspace()})
+    raise ValueError(f"chunk annotation {str(path)!r} has no 'majorityvote' row")
+
+
+def load_chime_home(path, subset="development", classes=None, load_audio=False, sr=16000):
+    """Load the CHiME-Home data set of DCASE 2016 Task 4 (domestic audio tagging).
+
+    Expected layout of the release (``path`` is ``chime_home/`` or its parent)::
+
+        chime_home/
+          chunks/<chunk>.16kHz.wav    4 s, 16 kHz mono chunks
+          chunks/<chunk>.csv          key,value rows incl. "majorityvote,<tag letters>"
+          development_chunks_refined.csv                  index,chunk
+          development_chunks_refined_crossval_dcase2016.csv  index,chunk,fold (0-4)
+          evaluation_chunks_refined.csv                   index,chunk
+
+    Tags are the letters of the ``majorityvote`` row; ``S`` (silence) and ``U``
+    (unidentifiable) are dropped, leaving :data:`CHIME_HOME_TAGS`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``chime_home`` folder or the folder holding it.
+    subset : {"development", "evaluation"}, default="development"
+        Chunks of ``development_chunks_refined_crossval_dcase2016.csv`` (falling
+        back to ``development_chunks_refined.csv``, without folds) or of
+        ``evaluation_chunks_refined.csv``.
+    classes : sequence of str or None, default=None
+        Column order of ``Y``; None means :data:`CHIME_HOME_TAGS`
+        (c, m, f, v, p, b, o as in the paper's Table 1).
+    load_audio : bool, default=False
+        Also load every chunk at ``sr`` Hz.
+    sr : int, default=16000
+        Sampling rate in Hz used when ``load_audio`` is True.
+
+    Returns
+    -------
+    data : sklearn.utils.Bunch
+        As :func:`load_weak_dataset`, with ``filenames`` = ``<chunk>.16kHz.wav``
+        (relative to ``chunks/``), ``chunks`` (chunk names), ``folds`` = the
+        chunk's cross-validation test fold **1-5** (the file's 0-4 plus one, so
+        folds start at 1 as in ``weak.csv``; None for the evaluation subset or
+        without the cross-validation file) and ``strong`` = None.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, soundfile as sf
+    >>> from skattloc.datasets import load_chime_home
+    >>> root = os.path.join(tempfile.mkdtemp(), "chime_home")
+    >>> os.makedirs(os.path.join(root, "chunks"))
+    >>> sf.write(os.path.join(root, "chunks", "s0_chunk0.16kHz.wav"), np.zeros(8000), 16000)
+    >>> with open(os.path.join(root, "chunks", "s0_chunk0.csv"), "w") as f:
+    ...     _ = f.write("chunkname,s0_chunk0\\nmajorityvote,cpS\\n")
+    >>> with open(os.path.join(root, "development_chunks_refined_crossval_dcase2016.csv"), "w") as f:
+    ...     _ = f.write("0,s0_chunk0,2\\n")
+    >>> data = load_chime_home(root)
+    >>> data.classes, data.Y.tolist(), data.folds.tolist()
+    (['c', 'm', 'f', 'v', 'p', 'b', 'o'], [[1, 0, 0, 0, 1, 0, 0]], [3])
+    """
+    root = _check_dir(path, "CHiME-Home")
+    if (root / "chime_home").is_dir():
+        root = root / "chime_home"
+    chunk_dir = root / "chunks"
+    if not chunk_dir.is_dir():
+        raise FileNotFoundError(
+            f"CHiME-Home chunks folder not found: {str(chunk_dir)!r} "
+            "(pass the 'chime_home' folder or its parent)"
+        )
+    if subset == "development":
+        crossval = root / "development_chunks_refined_crossval_dcase2016.csv"
+        plain = root / "development_chunks_refined.csv"
+        if crossval.is_file():
+            chunks, folds = _read_chunk_list(crossval, with_fold=True)
+            folds = np.asarray(folds, dtype=np.int64) + 1
+        elif plain.is_file():
+            chunks, folds = _read_chunk_list(plain, with_fold=False)[0], None
+        else:
+            raise FileNotFoundError(f"neither {str(crossval)!r} nor {str(plain)!r} exists")
+    elif subset == "evaluation":
+        listing = root / "evaluation_chunks_refined.csv"
+        if not listing.is_file():
+            raise FileNotFoundError(f"evaluation chunk list not found: {str(listing)!r}")
+        chunks, folds = _read_chunk_list(listing, with_fold=False)[0], None
+    else:
+        raise ValueError(f"subset must be 'development' or 'evaluation', got {subset!r}")
+
+    filenames = [f"{c}.16kHz.wav" for c in chunks]
+    _check_files_exist(chunk_dir, [f"{c}.csv" for c in chunks], "chunk annotation")
+    _check_files_exist(chunk_dir, filenames, "audio")
+    tag_lists = [_chunk_tags(chunk_dir / f"{c}.csv") for c in chunks]
+    classes = _resolve_classes(
+        list(CHIME_HOME_TAGS) if classes is None else classes, tag_lists, "CHiME-Home majorityvote"
+    )
+    paths = [str(chunk_dir / fn) for fn in filenames]
+    return Bunch(
+        filenames=filenames,
+        chunks=chunks,
+        paths=paths,
+        Y=_indicator(tag_lists, classes),
+        classes=classes,
+        folds=folds,
+        strong=None,
+        audio=_load_waves(paths, sr) if load_audio else None,
+        root=str(root),
+        DESCR=_readme(root),
+    )

@@ -1,0 +1,628 @@
+"""``AttLocTagger``: the scikit-learn estimator, where sklearn meets Lightning."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import numbers
+import warnings
+from typing import List, Optional
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.utils.validation import check_is_fitted
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+from . import data as _data
+from .model import CGRNN, POOLINGS
+from .module import AttLocModule
+
+LOCALIZATIONS = ("paper", "frame", "loc")
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+class AttLocTagger(ClassifierMixin, BaseEstimator):
+    """Weakly supervised audio tagger and event localizer (Xu et al., Interspeech 2017).
+
+    A convolutional gated recurrent network (CGRNN) with an attention and a localization
+    head, trained on clip-level tags only, that predicts clip tags and, per frame, when each
+    tagged event happens. Training runs through a Lightning ``Trainer`` (CPU, GPU,
+    mixed precision, several devices).
+
+    Parameters
+    ----------
+    pooling : {"att_loc", "att", "mean"}, default="att_loc"
+        How frame outputs ``O(t)`` become the clip output. ``"att_loc"``: the paper's full
+        model, eq. (3)-(8). ``"att"``: attention only, the ``z_att``-weighted mean of
+        ``O(t)`` (eq. 3-5). ``"mean"``: the CGRNN baseline, the plain mean of ``O(t)`` (eq. 2).
+    n_filters : int, default=128
+        CNN filters, each applied to every frame over frequency.
+    kernel_size : int, default=30
+        CNN kernel length in mel bins (valid convolution; at most the number of mel bands).
+    rnn_hidden : int, default=128
+        GRU units per direction.
+    rnn_layers : int, default=3
+        Bidirectional GRU layers.
+    dense_units : int, default=500
+        Units of the ReLU layer after the GRUs.
+    dropout : float, default=0.2
+        Dropout rate after the ReLU layer, in [0, 1).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    weight_decay : float, default=0.0
+        Adam's L2 penalty.
+    batch_size : int, default=100
+        Clips per training step (the paper's value). Also the inference batch size.
+    max_epochs : int, default=20
+        Passes over the training data.
+    validation_fraction : float, default=0.0
+        Fraction of the training clips held out to log ``val_loss``, ``val_auroc`` and
+        ``val_map`` each epoch (in ``history_``). 0 disables validation.
+    early_stopping : bool, default=False
+        Stop when ``val_loss`` has not improved for ``patience`` epochs and restore the best
+        epoch's weights. Needs ``validation_fraction > 0``.
+    patience : int, default=5
+        Epochs without improvement before early stopping.
+    threshold : float, default=0.5
+        Decision threshold of :meth:`predict` on the clip probabilities.
+    localization : {"paper", "frame", "loc"}, default="paper"
+        What :meth:`localize` returns per frame; see its documentation.
+    accelerator : str, default="auto"
+        Lightning accelerator: ``"cpu"``, ``"gpu"``, ``"auto"``...
+    devices : int, list or str, default=1
+        Lightning devices. One device by default, so a script is never re-launched for
+        multi-device training unless asked for (see ``strategy``).
+    precision : str or int, default="32-true"
+        Lightning precision, e.g. ``"bf16-mixed"`` or ``"16-mixed"`` on a GPU.
+    strategy : str or Strategy, default="auto"
+        Lightning strategy, e.g. ``"ddp_spawn"`` for several devices from a plain script.
+    callbacks : list of lightning Callback, optional
+        Extra Lightning callbacks.
+    logger : bool or Lightning logger, default=False
+        Lightning logger. False logs nothing to disk; metrics still go to ``history_``.
+    trainer_kwargs : dict, optional
+        Any other ``lightning.pytorch.Trainer`` arguments; they override the above.
+    num_workers : int, default=0
+        DataLoader worker processes for training.
+    warm_start : bool, default=False
+        If True and already fitted, ``fit`` continues training the current network (the
+        tags must then match ``classes_``) instead of starting anew.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialization, shuffling, dropout and the validation split. An int
+        gives the same model on the CPU every time. Global RNG states are left untouched.
+    verbose : bool or int, default=False
+        Show Lightning's progress bar and model summary. Quiet otherwise (no banners).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Tag names (sorted) when ``fit`` got tag collections, else ``0 .. n_classes-1``.
+    n_features_in_ : int
+        Features (mel bands) per frame seen in ``fit``.
+    model_ : skattloc.model.CGRNN
+        The trained network, on the CPU, in eval mode. It holds the feature
+        standardization learned in ``fit`` (``input_mean``/``input_scale`` buffers).
+    feature_mean_, feature_scale_ : ndarray of shape (n_features_in_,)
+        Per-feature standardization learned in ``fit``.
+    history_ : list of dict
+        Per-epoch metrics: ``epoch``, ``train_loss`` and, with validation, ``val_loss``,
+        ``val_auroc``, ``val_map``.
+    n_epochs_ : int
+        Epochs actually trained (fewer than ``max_epochs`` after early stopping).
+
+    See Also
+    --------
+    skattloc.LogMelExtractor : raw audio or paths to log-mel frames.
+    skattloc.metrics.eer_scorer : the equal-error-rate scorer for model selection.
+
+    Examples
+    --------
+    >>> from skattloc import AttLocTagger, LogMelExtractor, make_weak_events
+    >>> audio, Y, events = make_weak_events(n_clips=40, n_classes=2, duration=1.0, random_state=0)
+    >>> X = LogMelExtractor().fit_transform(audio)
+    >>> X.shape
+    (40, 61, 40)
+    >>> tagger = AttLocTagger(rnn_hidden=16, rnn_layers=1, dense_units=32, max_epochs=2,
+    ...                       random_state=0).fit(X, Y)
+    >>> tagger.predict_proba(X).shape
+    (40, 2)
+    >>> tagger.localize(X).shape
+    (40, 61, 2)
+    """
+
+    def __init__(
+        self,
+        pooling="att_loc",
+        n_filters=128,
+        kernel_size=30,
+        rnn_hidden=128,
+        rnn_layers=3,
+        dense_units=500,
+        dropout=0.2,
+        learning_rate=1e-3,
+        weight_decay=0.0,
+        batch_size=100,
+        max_epochs=20,
+        validation_fraction=0.0,
+        early_stopping=False,
+        patience=5,
+        threshold=0.5,
+        localization="paper",
+        accelerator="auto",
+        devices=1,
+        precision="32-true",
+        strategy="auto",
+        callbacks=None,
+        logger=False,
+        trainer_kwargs=None,
+        num_workers=0,
+        warm_start=False,
+        random_state=None,
+        verbose=False,
+    ):
+        self.pooling = pooling
+        self.n_filters = n_filters
+        self.kernel_size = kernel_size
+        self.rnn_hidden = rnn_hidden
+        self.rnn_layers = rnn_layers
+        self.dense_units = dense_units
+        self.dropout = dropout
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.threshold = threshold
+        self.localization = localization
+        self.accelerator = accelerator
+        self.devices = devices
+        self.precision = precision
+        self.strategy = strategy
+        self.callbacks = callbacks
+        self.logger = logger
+        self.trainer_kwargs = trainer_kwargs
+        self.num_workers = num_workers
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ sklearn plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = False
+        tags.classifier_tags.multi_label = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def _validate_params(self) -> None:
+        def positive_int(name):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+        for name in ("n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size", "max_epochs", "patience"):
+            positive_int(name)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.localization not in LOCALIZATIONS:
+            raise ValueError(f"localization must be one of {LOCALIZATIONS}, got {self.localization!r}")
+        if self.localization == "loc" and self.pooling != "att_loc":
+            raise ValueError("localization='loc' returns z_loc(t), which only pooling='att_loc' has")
+        checks = {
+            "dropout": (0.0, 1.0, True, False),
+            "validation_fraction": (0.0, 1.0, True, False),
+            "threshold": (0.0, 1.0, True, True),
+        }
+        for name, (lo, hi, lo_closed, hi_closed) in checks.items():
+            v = getattr(self, name)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
+            ok = ok and (v >= lo if lo_closed else v > lo) and (v <= hi if hi_closed else v < hi)
+            if not ok:
+                interval = f"{'[' if lo_closed else '('}{lo}, {hi}{']' if hi_closed else ')'}"
+                raise ValueError(f"{name} must be a number in {interval}, got {v!r}")
+        for name in ("learning_rate",):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        if not isinstance(self.weight_decay, numbers.Real) or self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0:
+            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        if self.early_stopping and self.validation_fraction == 0:
+            raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1")
+        if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
+            raise ValueError(f"trainer_kwargs must be a dict or None, got {type(self.trainer_kwargs).__name__}")
+
+    # ------------------------------------------------------------------ targets
+    def _encode_targets(self, Y, n: int, fitting: bool) -> np.ndarray:
+        if Y is None:
+            raise ValueError("AttLocTagger needs clip tags Y: an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip")
+        if hasattr(Y, "toarray"):
+            Y = Y.toarray()
+        if isinstance(Y, torch.Tensor):
+            Y = Y.detach().cpu().numpy()
+        as_names = not isinstance(Y, np.ndarray) and len(Y) > 0 and not _is_number_row(Y[0])
+        if isinstance(Y, np.ndarray) and Y.dtype == object:
+            as_names = True
+        if len(Y) != n:
+            raise ValueError(f"X has {n} clips but Y has {len(Y)} rows; they must match")
+        if as_names:
+            for i, tags in enumerate(Y):
+                if isinstance(tags, (str, bytes)):
+                    raise ValueError(
+                        f"Y[{i}] is the string {tags!r}; give each clip's tags as a list, tuple or "
+                        f"set of tag names (e.g. ['b', 'p']), or an (n_clips, n_classes) 0/1 matrix"
+                    )
+            if fitting and not (self.warm_start and hasattr(self, "classes_")):
+                self._mlb = MultiLabelBinarizer()
+                Ybin = self._mlb.fit_transform(Y)
+                self.classes_ = self._mlb.classes_
+            else:
+                self._check_names_known(Y)
+                Ybin = self._binarizer().transform(Y)
+            return Ybin.astype(np.float32)
+        Ybin = np.asarray(Y)
+        if Ybin.ndim == 1:
+            raise ValueError(
+                f"Y must be 2-D (n_clips, n_classes), got a 1-D array of shape {Ybin.shape}; "
+                f"for one tag use Y.reshape(-1, 1)"
+            )
+        if Ybin.ndim != 2:
+            raise ValueError(f"Y must be a 2-D (n_clips, n_classes) 0/1 matrix, got shape {Ybin.shape}")
+        if not (np.issubdtype(Ybin.dtype, np.number) or Ybin.dtype == bool):
+            raise ValueError(f"Y must hold 0/1 values, got dtype {Ybin.dtype}")
+        bad = ~np.isin(Ybin, (0, 1))
+        if bad.any():
+            vals = np.unique(Ybin[bad])[:5]
+            raise ValueError(f"Y must hold only 0 and 1; found other values such as {vals.tolist()}")
+        if fitting and not (self.warm_start and hasattr(self, "classes_")):
+            self.classes_ = np.arange(Ybin.shape[1])
+            self._mlb = None
+        elif Ybin.shape[1] != len(self.classes_):
+            raise ValueError(
+                f"Y has {Ybin.shape[1]} columns but the model has {len(self.classes_)} classes "
+                f"(classes_={list(self.classes_)}); the columns must match classes_"
+            )
+        return Ybin.astype(np.float32)
+
+    def _binarizer(self) -> MultiLabelBinarizer:
+        if getattr(self, "_mlb", None) is None:
+            mlb = MultiLabelBinarizer(classes=list(self.classes_))
+            mlb.fit([])
+            return mlb
+        return self._mlb
+
+    def _check_names_known(self, Y) -> None:
+        known = set(self.classes_.tolist())
+        unknown = sorted({t for tags in Y for t in tags} - known, key=str)
+        if unknown:
+            raise ValueError(f"Y has tags {unknown} that are not in classes_={list(self.classes_)}")
+
+    def _warn_degenerate(self, Y: np.ndarray) -> None:
+        pos = Y.sum(axis=0)
+        never = [self.classes_[j] for j in np.flatnonzero(pos == 0)]
+        always = [self.classes_[j] for j in np.flatnonzero(pos == len(Y))]
+        if never:
+            warnings.warn(
+                f"classes {never} are never positive in Y: the model learns to always predict "
+                f"0 for them, and their EER is undefined (NaN, left out of the macro mean)",
+                UserWarning,
+            )
+        if always:
+            warnings.warn(
+                f"classes {always} are positive in every clip: the model learns to always "
+                f"predict 1 for them, and their EER is undefined (NaN, left out of the macro mean)",
+                UserWarning,
+            )
+
+    # ------------------------------------------------------------------ fit
+    def _build_model(self, n_features: int, n_classes: int) -> CGRNN:
+        return CGRNN(
+            n_mels=n_features,
+            n_classes=n_classes,
+            n_filters=self.n_filters,
+            kernel_size=self.kernel_size,
+            rnn_hidden=self.rnn_hidden,
+            rnn_layers=self.rnn_layers,
+            dense_units=self.dense_units,
+            dropout=self.dropout,
+            pooling=self.pooling,
+        )
+
+    def fit(self, X, Y):
+        """Train on clips with clip-level tags.
+
+        Parameters
+        ----------
+        X : array of shape (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+            Log-mel frames, time first (e.g. from :class:`~skattloc.LogMelExtractor`).
+        Y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
+            Clip-level tags. With tag names, ``classes_`` holds the sorted names.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        warm = bool(self.warm_start) and hasattr(self, "model_")
+        X = _data.check_clips(
+            X, n_features=self.n_features_in_ if warm else None, min_features=self.kernel_size
+        )
+        n = _data.n_clips(X)
+        Yb = self._encode_targets(Y, n, fitting=True)
+        self._warn_degenerate(Yb)
+        seed = _data.check_random_seed(self.random_state)
+        rng = np.random.RandomState(seed)
+
+        train_idx = np.arange(n)
+        val_idx = None
+        if self.validation_fraction > 0:
+            n_val = int(round(self.validation_fraction * n))
+            if n_val < 1 or n - n_val < 1:
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves {n_val} validation and "
+                    f"{n - n_val} training clips out of {n}; both must be at least 1"
+                )
+            perm = rng.permutation(n)
+            val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices), _quiet(self.verbose):
+            torch.manual_seed(seed)
+            if warm:
+                model = self.model_
+            else:
+                X_train = _data.subset(X, train_idx) if val_idx is not None else X
+                mean, scale = _data.feature_stats(X_train)
+                model = self._build_model(X_train[0].shape[-1], Yb.shape[1])
+                model.set_input_stats(mean, scale)
+            module = AttLocModule(model, learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+            train_dl = _data.train_loader(
+                _data.subset(X, train_idx), Yb[train_idx], self.batch_size, seed, self.num_workers
+            )
+            val_dl = None
+            if val_idx is not None:
+                val_dl = _data.train_loader(
+                    _data.subset(X, val_idx), Yb[val_idx], self.batch_size, seed, 0, shuffle=False
+                )
+            history = _History()
+            trainer = self._make_trainer(history)
+            trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+        model = module.model.cpu().eval()
+        self.model_ = model
+        self.n_features_in_ = model.n_mels
+        self.feature_mean_ = model.input_mean.numpy().astype(np.float64)
+        self.feature_scale_ = model.input_scale.numpy().astype(np.float64)
+        self.history_ = (self.history_ if warm else []) + history.rows
+        self.n_epochs_ = len(self.history_)
+        return self
+
+    def _make_trainer(self, history):
+        callbacks = [history]
+        if self.early_stopping:
+            callbacks += [EarlyStopping(monitor="val_loss", patience=self.patience, mode="min"), _BestWeights()]
+        callbacks += list(self.callbacks or [])
+        kwargs = dict(
+            accelerator=self.accelerator,
+            devices=self.devices,
+            precision=self.precision,
+            strategy=self.strategy,
+            max_epochs=self.max_epochs,
+            callbacks=callbacks,
+            logger=self.logger,
+            enable_progress_bar=bool(self.verbose),
+            enable_model_summary=bool(self.verbose),
+            enable_checkpointing=False,
+            num_sanity_val_steps=0,
+        )
+        kwargs.update(self.trainer_kwargs or {})
+        return Trainer(**kwargs)
+
+    # ------------------------------------------------------------------ inference
+    def _device(self) -> torch.device:
+        if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+
+    def _forward(self, X, frames: Optional[str] = None):
+        """Clip probabilities and (optionally) a per-clip frame quantity, in input order."""
+        check_is_fitted(self, "model_")
+        X = _data.check_clips(X, n_features=self.n_features_in_, min_features=self.kernel_size)
+        n = _data.n_clips(X)
+        device = self._device()
+        model = self.model_.to(device).eval()
+        loader = _data.inference_loader(X, self.batch_size)
+        order = loader.batch_sampler.order
+        clip = np.empty((n, len(self.classes_)), dtype=np.float32)
+        per_clip: List[Optional[np.ndarray]] = [None] * n
+        pos = 0
+        try:
+            with torch.inference_mode():
+                for x, lengths, _ in loader:
+                    out = model(x.to(device), lengths.to(device))
+                    idx = order[pos : pos + len(lengths)]
+                    pos += len(lengths)
+                    clip[idx] = out.clip.float().cpu().numpy()
+                    if frames is not None:
+                        f = _frame_quantity(out, frames).float().cpu().numpy()
+                        for j, i in enumerate(idx):
+                            per_clip[i] = f[j, : int(lengths[j])]
+        finally:
+            self.model_.cpu()
+        return clip, per_clip, X
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Clip-level tag probabilities.
+
+        Parameters
+        ----------
+        X : array of shape (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes), float32 in [0, 1]
+            Column ``k`` is the probability of ``classes_[k]``: eq. (8) for ``"att_loc"``,
+            the attention-weighted mean (eq. 5) for ``"att"``, the mean (eq. 2) for ``"mean"``.
+        """
+        return self._forward(X)[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Clip tags as a 0/1 indicator matrix: ``predict_proba(X) >= threshold``.
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_classes), int
+        """
+        return (self.predict_proba(X) >= self.threshold).astype(int)
+
+    def predict_tags(self, X) -> List[tuple]:
+        """Clip tags as tuples of class names (``classes_`` entries), one per clip."""
+        return [tuple(self.classes_[np.flatnonzero(row)].tolist()) for row in self.predict(X)]
+
+    def localize(self, X):
+        """Frame-level event activity: when each event happens in each clip.
+
+        Parameters
+        ----------
+        X : array of shape (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_clips, n_frames, n_classes), or list of (n_frames_i, n_classes)
+            A 3-D array when ``X`` is a 3-D array, else a list with one array per clip (only
+            its valid frames). Values in [0, 1]. Frame ``t`` of clip ``i`` for class ``k``
+            depends on ``localization``:
+
+            - ``"paper"``: the frame output that the pooling averages into the clip output.
+              ``"att_loc"``: ``O'(t) = z_att(t) O(t) z_loc(t)`` (eq. 7); ``"att"``:
+              ``z_att(t) O(t)`` (eq. 5); ``"mean"``: ``O(t)``.
+            - ``"frame"``: ``O(t)``, the per-frame sigmoid output, for every pooling.
+            - ``"loc"``: ``z_loc(t)`` (eq. 6), the localization softmax over classes
+              (``"att_loc"`` only); it sums to 1 over classes in every frame.
+
+            Frame ``t`` is the log-mel frame ``t`` of the input; with the default
+            :class:`~skattloc.LogMelExtractor` it is centred at ``t * 0.016 + 0.016`` s.
+        """
+        _, per_clip, Xc = self._forward(X, frames=self.localization)
+        if isinstance(Xc, np.ndarray):
+            return np.stack(per_clip)
+        return per_clip
+
+    def frame_outputs(self, X) -> List[dict]:
+        """Every frame-level quantity of the network, per clip, for analysis and plots.
+
+        Returns
+        -------
+        list of dict, one per clip, with arrays over that clip's valid frames:
+            ``"frame"``: ``O(t)``, shape (n_frames_i, n_classes);
+            ``"att"``: ``z_att(t)``, shape (n_frames_i,) (``"att"``/``"att_loc"`` only);
+            ``"loc"``: ``z_loc(t)``, shape (n_frames_i, n_classes) (``"att_loc"`` only);
+            ``"weighted"``: the paper's frame output (see :meth:`localize`);
+            ``"clip"``: the clip probabilities, shape (n_classes,).
+        """
+        keys = ["frame", "weighted"] + (["att"] if self.pooling != "mean" else []) + (["loc"] if self.pooling == "att_loc" else [])
+        results = None
+        for key in keys:
+            clip, per_clip, _ = self._forward(X, frames=key)
+            if results is None:
+                results = [{"clip": c} for c in clip]
+            for r, f in zip(results, per_clip):
+                r[key] = f
+        return results
+
+    def score(self, X, Y, sample_weight=None) -> float:
+        """Negative macro equal error rate of :meth:`predict_proba` (higher is better).
+
+        The same value as :data:`skattloc.metrics.eer_scorer`.
+        """
+        from .metrics import equal_error_rate
+
+        if sample_weight is not None:
+            raise ValueError("score does not support sample_weight; the EER is unweighted")
+        check_is_fitted(self, "model_")
+        proba = self.predict_proba(X)
+        Yb = self._encode_targets(Y, len(proba), fitting=False)
+        return -float(equal_error_rate(Yb, proba, average="macro"))
+
+
+def _frame_quantity(out, key: str) -> torch.Tensor:
+    if key == "paper" or key == "weighted":
+        return out.weighted_frame()
+    if key == "frame":
+        return out.frame
+    if key == "att":
+        return out.att
+    if key == "loc":
+        return out.loc
+    raise ValueError(key)
+
+
+def _is_number_row(row) -> bool:
+    a = np.asarray(row) if not isinstance(row, (set, frozenset)) else None
+    return a is not None and a.dtype != object and (np.issubdtype(a.dtype, np.number) or a.dtype == bool) and a.ndim == 1
+
+
+@contextlib.contextmanager
+def _quiet(verbose):
+    """Silence Lightning's banners, tips and data-loader hints unless ``verbose``."""
+    if verbose:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class _History(Callback):
+    """Collects the epoch-level metrics that Lightning logged."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": int(trainer.current_epoch)}
+        for k, v in trainer.callback_metrics.items():
+            row[k] = float(v)
+        self.rows.append(row)
+
+
+class _BestWeights(Callback):
+    """Keeps the weights of the epoch with the lowest ``val_loss`` and restores them."""
+
+    def __init__(self):
+        self.best = float("inf")
+        self.state = None
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        loss = trainer.callback_metrics.get("val_loss")
+        if loss is not None and float(loss) < self.best:
+            self.best = float(loss)
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+
+    def on_fit_end(self, trainer, pl_module):
+        if self.state is not None:
+            pl_module.model.load_state_dict(self.state)

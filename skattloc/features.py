@@ -1,0 +1,435 @@
+"""Audio loading and log-mel feature extraction.
+
+Features follow Xu et al. (Interspeech 2017) and its published code: 16 kHz mono
+audio, 32 ms windows (``n_fft=512``) with half overlap (``hop_length=256``),
+40 mel bands, natural log of the mel power spectrogram plus a small offset.
+
+Frame timing convention
+-----------------------
+Frames are computed without padding (``center=False``), so a clip of
+``n_samples`` samples gives ``1 + (n_samples - n_fft) // hop_length`` frames
+(249 frames for 4 s at 16 kHz). Frame ``i`` analyses samples
+``[i * hop_length, i * hop_length + n_fft)``; its **center** is at
+``(i * hop_length + n_fft / 2) / sr`` seconds. For frame-level decisions (event
+localisation) each frame is taken to stand for the hop-wide span around its
+center, ``[frame_offset_seconds + i * hop_seconds,
+frame_offset_seconds + (i + 1) * hop_seconds)`` with
+``frame_offset_seconds = (n_fft - hop_length) / 2 / sr`` (8 ms by default).
+"""
+import numbers
+import os
+import warnings
+
+import librosa
+import numpy as np
+import soundfile as sf
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm.auto import tqdm
+
+__all__ = ["AudioLoadError", "LogMelExtractor", "load_audio"]
+
+
+class AudioLoadError(ValueError):
+    """Raised when an audio file exists but cannot be decoded."""
+
+
+def _read_any(path):
+    """Return ``(data (n_samples, n_channels) float32, sample_rate)``."""
+    try:
+        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+        return data, int(file_sr)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        sf_error = exc
+    try:  # formats libsndfile cannot read (e.g. m4a) via librosa / audioread
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data, file_sr = librosa.load(path, sr=None, mono=False, dtype=np.float32)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is reported
+        raise AudioLoadError(
+            f"cannot read audio file {path!r}: soundfile: {sf_error}; "
+            f"audioread fallback: {type(exc).__name__}: {exc}"
+        ) from exc
+    data = np.atleast_2d(data).T  # librosa gives (n_channels, n_samples)
+    return np.ascontiguousarray(data, dtype=np.float32), int(file_sr)
+
+
+def load_audio(path, sr=16000, mono=True, resample=True):
+    """Load an audio file as float32 samples in [-1, 1] at ``sr`` Hz.
+
+    The file is read with soundfile (libsndfile: WAV, FLAC, OGG, MP3, ...); only
+    formats it cannot read fall back to librosa/audioread.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+    sr : int, default=16000
+        Target sampling rate in Hz.
+    mono : bool, default=True
+        If True, multi-channel audio is downmixed by averaging the channels.
+    resample : bool, default=True
+        If the file's rate differs from ``sr``: resample with
+        ``librosa.resample(res_type="soxr_hq")`` when True, raise ValueError
+        when False.
+
+    Returns
+    -------
+    y : np.ndarray of float32
+        Shape (n_samples,) if ``mono``, else (n_channels, n_samples).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    AudioLoadError
+        If the file cannot be decoded (the message names the path and reason).
+    ValueError
+        If the file holds no samples, holds NaN/Inf, or has the wrong rate
+        with ``resample=False``.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, soundfile as sf
+    >>> from skattloc.features import load_audio
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "stereo.wav")
+    ...     sf.write(path, np.zeros((8000, 2)), 8000)  # 1 s of stereo at 8 kHz
+    ...     y = load_audio(path, sr=16000)  # downmixed and resampled
+    >>> y.shape, y.dtype
+    ((16000,), dtype('float32'))
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"audio file not found: {path!r}")
+    if os.path.isdir(path):
+        raise AudioLoadError(f"cannot read audio file {path!r}: it is a directory")
+    _check_positive_int(sr, "sr")
+    data, file_sr = _read_any(path)
+    if data.shape[0] == 0:
+        raise ValueError(f"empty audio: {path!r} contains 0 samples")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"audio file {path!r} contains NaN or Inf samples")
+    y = data.mean(axis=1) if mono else data.T
+    if file_sr != sr:
+        if not resample:
+            raise ValueError(
+                f"audio file {path!r} has sampling rate {file_sr} Hz but {sr} Hz "
+                "was expected; pass resample=True to resample it"
+            )
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq", axis=-1)
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _check_positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _is_path(x):
+    return isinstance(x, (str, os.PathLike))
+
+
+def _logmel(y, mel_basis, n_fft, hop_length, window, log_offset):
+    """(n_frames, n_mels) float32 log-mel of one 1-D float32 waveform."""
+    spec = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, window=window, center=False)
+    power = (spec.real**2 + spec.imag**2).astype(np.float32, copy=False)
+    mel = mel_basis @ power  # (n_mels, n_frames)
+    return np.ascontiguousarray(np.log(mel + np.float32(log_offset)).T, dtype=np.float32)
+
+
+class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
+    """Log-mel spectrogram features of audio clips (waveforms or files).
+
+    Stateless transformer: ``fit`` only validates the parameters. Features are
+    ``log(mel_power + log_offset)`` (natural log) with time first, shape
+    (n_frames, n_mels) per clip; see the module docstring for frame timing.
+
+    Parameters
+    ----------
+    sr : int, default=16000
+        Sampling rate in Hz of the waveforms; files are loaded at this rate.
+    n_mels : int, default=40
+        Number of mel bands.
+    n_fft : int, default=512
+        Window / FFT length in samples (32 ms at 16 kHz).
+    hop_length : int, default=256
+        Hop in samples (half overlap). ``n_frames = 1 + (n_samples - n_fft) // hop_length``.
+    fmin : float, default=0.0
+        Lowest mel filter frequency in Hz.
+    fmax : float or None, default=None
+        Highest mel filter frequency in Hz; None means ``sr / 2``.
+    log_offset : float, default=1e-8
+        Added to the mel power before the log.
+    resample : bool, default=True
+        Resample files whose rate differs from ``sr`` (else raise ValueError).
+    n_jobs : int or None, default=None
+        Clips processed in parallel with joblib (threads by default; change the
+        backend with ``joblib.parallel_config``). None means 1.
+    verbose : bool, default=False
+        Show a tqdm progress bar over clips.
+    window : str, default="hamming"
+        STFT window (any ``scipy.signal.get_window`` name); the authors' code
+        uses a Hamming window.
+
+    Attributes
+    ----------
+    n_features_out_ : int
+        Number of features per frame (``n_mels``).
+    mel_frequencies_ : np.ndarray of shape (n_mels,)
+        Center frequency in Hz of each mel band.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc.features import LogMelExtractor
+    >>> X = np.random.default_rng(0).normal(0, 0.1, (2, 64000))  # two 4 s clips
+    >>> ext = LogMelExtractor()
+    >>> ext.fit_transform(X).shape  # (n_clips, n_frames, n_mels)
+    (2, 249, 40)
+    >>> round(float(ext.frame_times(249)[0]), 3), ext.hop_seconds
+    (0.016, 0.016)
+    """
+
+    def __init__(
+        self,
+        sr=16000,
+        n_mels=40,
+        n_fft=512,
+        hop_length=256,
+        fmin=0.0,
+        fmax=None,
+        log_offset=1e-8,
+        resample=True,
+        n_jobs=None,
+        verbose=False,
+        window="hamming",
+    ):
+        self.sr = sr
+        self.n_mels = n_mels
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.fmin = fmin
+        self.fmax = fmax
+        self.log_offset = log_offset
+        self.resample = resample
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.window = window
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.string = True
+        return tags
+
+    # ------------------------------------------------------------------ params
+    def _validate_params(self):
+        for name in ("sr", "n_mels", "n_fft", "hop_length"):
+            _check_positive_int(getattr(self, name), name)
+        nyquist = self.sr / 2
+        if not isinstance(self.fmin, numbers.Real) or not 0 <= self.fmin < nyquist:
+            raise ValueError(f"fmin must be in [0, sr/2 = {nyquist}) Hz, got {self.fmin!r}")
+        if self.fmax is not None and (
+            not isinstance(self.fmax, numbers.Real) or not self.fmin < self.fmax <= nyquist
+        ):
+            raise ValueError(
+                f"fmax must be None or in (fmin = {self.fmin}, sr/2 = {nyquist}] Hz, got {self.fmax!r}"
+            )
+        if not isinstance(self.log_offset, numbers.Real) or not self.log_offset > 0:
+            raise ValueError(f"log_offset must be a positive float, got {self.log_offset!r}")
+        if self.n_jobs is not None and (
+            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
+        ):
+            raise ValueError(f"n_jobs must be None or an int, got {self.n_jobs!r}")
+
+    def _mel_basis(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # librosa: empty filters
+            try:
+                return librosa.filters.mel(
+                    sr=self.sr, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin,
+                    fmax=self.fmax, dtype=np.float32,
+                )
+            except UserWarning as exc:
+                raise ValueError(
+                    f"n_mels={self.n_mels} is too large for n_fft={self.n_fft} and the "
+                    f"range fmin={self.fmin}..fmax={self.fmax} Hz: {exc}"
+                ) from exc
+
+    # ---------------------------------------------------------------- timing
+    @property
+    def hop_seconds(self):
+        """Frame hop in seconds, ``hop_length / sr`` (0.016 by default)."""
+        return self.hop_length / self.sr
+
+    @property
+    def frame_offset_seconds(self):
+        """Start in seconds of frame 0's hop-wide span, ``(n_fft - hop_length) / 2 / sr``.
+
+        Frame ``i`` stands for ``[frame_offset_seconds + i * hop_seconds,
+        frame_offset_seconds + (i + 1) * hop_seconds)`` (0.008 s by default).
+        """
+        return (self.n_fft - self.hop_length) / 2 / self.sr
+
+    def frame_times(self, n_frames):
+        """Center time of each frame in seconds.
+
+        Parameters
+        ----------
+        n_frames : int
+            Number of frames.
+
+        Returns
+        -------
+        times : np.ndarray of float64, shape (n_frames,)
+            ``(i * hop_length + n_fft / 2) / sr`` for ``i = 0 .. n_frames - 1``.
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor().frame_times(3)
+        array([0.016, 0.032, 0.048])
+        """
+        if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 0:
+            raise ValueError(f"n_frames must be a non-negative int, got {n_frames!r}")
+        return (np.arange(n_frames) * self.hop_length + self.n_fft / 2) / self.sr
+
+    # ------------------------------------------------------------ estimator
+    def fit(self, X, y=None):
+        """Validate the parameters; ``X`` and ``y`` are ignored.
+
+        Parameters
+        ----------
+        X : list of waveforms or file paths
+            Ignored (the transformer is stateless).
+        y : ignored
+
+        Returns
+        -------
+        self : LogMelExtractor
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor(n_mels=64).fit(None).n_features_out_
+        64
+        """
+        self._validate_params()
+        self.mel_frequencies_ = librosa.mel_frequencies(
+            n_mels=self.n_mels + 2, fmin=self.fmin, fmax=self.fmax or self.sr / 2
+        )[1:-1]
+        self.n_features_out_ = self.n_mels
+        return self
+
+    def _check_X(self, X):
+        """Return ``(items, kind)`` with kind "path" or "wave"; validate waveforms."""
+        if _is_path(X):
+            raise TypeError("X must be a list of file paths or waveforms, got a single path; wrap it in a list")
+        if isinstance(X, np.ndarray) and X.dtype != object:
+            if X.ndim != 2:
+                raise ValueError(
+                    f"X as a numeric array must be 2-D (n_clips, n_samples), got shape {X.shape}; "
+                    "wrap a single waveform as X[None, :]"
+                )
+            items = list(X)
+        else:
+            try:
+                items = list(X)
+            except TypeError:
+                raise TypeError(
+                    f"X must be a list of 1-D waveforms or of file paths, got {type(X).__name__}"
+                ) from None
+        if len(items) == 0:
+            raise ValueError("X is empty: expected at least one waveform or file path")
+        is_path = [_is_path(x) for x in items]
+        if any(is_path):
+            if not all(is_path):
+                first = is_path.index(False)
+                raise TypeError(
+                    "X mixes file paths and waveforms (item "
+                    f"{first} is {type(items[first]).__name__}); pass only one kind"
+                )
+            return items, "path"
+        waves = []
+        for i, x in enumerate(items):
+            try:
+                y = np.asarray(x, dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"clip {i} is not a numeric waveform: {exc}") from None
+            waves.append(self._check_wave(y, i))
+        return waves, "wave"
+
+    def _check_wave(self, y, i, path=None):
+        where = f"clip {i}" + (f" ({path!r})" if path is not None else "")
+        if y.ndim != 1:
+            raise ValueError(f"{where} must be a 1-D mono waveform, got shape {y.shape}")
+        if y.shape[0] < self.n_fft:
+            raise ValueError(
+                f"{where} has {y.shape[0]} samples; at least n_fft={self.n_fft} samples "
+                f"({self.n_fft / self.sr * 1000:g} ms at {self.sr} Hz) are needed"
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"{where} contains NaN or Inf values")
+        return np.ascontiguousarray(y)
+
+    def _one(self, x, i, kind, mel_basis):
+        if kind == "path":
+            y = self._check_wave(load_audio(x, sr=self.sr, resample=self.resample), i, os.fspath(x))
+        else:
+            y = x
+        return _logmel(y, mel_basis, self.n_fft, self.hop_length, self.window, self.log_offset)
+
+    def transform(self, X):
+        """Compute log-mel features of each clip.
+
+        Parameters
+        ----------
+        X : list of 1-D arrays, 2-D float array (n_clips, n_samples), or list of paths
+            Waveforms sampled at ``sr`` Hz, or audio files (str / os.PathLike)
+            loaded with :func:`load_audio`; kinds cannot be mixed.
+
+        Returns
+        -------
+        features : np.ndarray of float32, shape (n_clips, n_frames, n_mels), or list
+            A 3-D array when all clips have the same number of frames, else a
+            list of (n_frames_i, n_mels) float32 arrays.
+
+        Raises
+        ------
+        ValueError
+            Empty ``X``, a clip shorter than ``n_fft`` samples, or NaN/Inf
+            (messages name the clip index).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.features import LogMelExtractor
+        >>> clips = [np.zeros(64000), np.zeros(32000)]
+        >>> [f.shape for f in LogMelExtractor().transform(clips)]
+        [(249, 40), (124, 40)]
+        """
+        self._validate_params()
+        items, kind = self._check_X(X)
+        mel_basis = self._mel_basis()
+        jobs = (delayed(self._one)(x, i, kind, mel_basis) for i, x in enumerate(items))
+        results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(jobs)
+        feats = list(
+            tqdm(results, total=len(items), disable=not self.verbose, desc="log-mel", unit="clip")
+        )
+        if len({f.shape for f in feats}) == 1:
+            return np.stack(feats)
+        return feats
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the mel bands, ``["logmel0", ..., "logmel{n_mels-1}"]``.
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor(n_mels=2).get_feature_names_out()
+        array(['logmel0', 'logmel1'], dtype=object)
+        """
+        return np.asarray([f"logmel{k}" for k in range(self.n_mels)], dtype=object)
