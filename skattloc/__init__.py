@@ -3,7 +3,26 @@
 Implements Xu, Kong, Huang, Wang & Plumbley, "Attention and Localization based on a
 Deep Convolutional Recurrent Model for Weakly Supervised Audio Tagging" (Interspeech 2017)
 as a scikit-learn estimator trained by Lightning.
+
+Main entry points:
+
+- :class:`AttLocTagger`: the estimator (``fit``, ``predict_proba``, ``predict``, ``localize``).
+- :class:`LogMelExtractor`: waveforms or audio paths to log-mel frames.
+- :mod:`skattloc.metrics`: equal error rate (DCASE 2016 Task 4) and localization metrics.
+- :mod:`skattloc.datasets`: a synthetic generator and loaders for weakly labelled folders.
 """
 from ._version import __version__
+from .datasets import load_chime_home, load_weak_dataset, make_weak_events
+from .estimator import AttLocTagger
+from .features import AudioLoadError, LogMelExtractor, load_audio
 
-__all__ = ["__version__"]
+__all__ = [
+    "AttLocTagger",
+    "AudioLoadError",
+    "LogMelExtractor",
+    "__version__",
+    "load_audio",
+    "load_chime_home",
+    "load_weak_dataset",
+    "make_weak_events",
+]

@@ -57,7 +57,7 @@ def _synth_event(kind, n, sr, rng):
         x = sum(a * np.sin(2 * np.pi * h * f0 * t) for h, a in ((1, 1.0), (2, 0.5), (3, 0.25)))
     elif kind == "chirp":  # linear sweep 1 -> 4 kHz over the event
         f0, f1 = rng.uniform(900.0, 1100.0), rng.uniform(3800.0, 4200.0)
-        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * t[-1] + 1.0 / sr)))
+        x = np.sin(2 * np.pi * (f0 * t + (f1 - f0) * t**2 / (2 * n / sr)))
     elif kind == "noise_burst":  # white noise band-passed to 4-7 kHz (FFT mask)
         spec = np.fft.rfft(rng.standard_normal(n))
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
@@ -359,7 +359,8 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
     --------
     >>> import os, tempfile, numpy as np, soundfile as sf
     >>> from skattloc.datasets import load_weak_dataset
-    >>> root = tempfile.mkdtemp()
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = tmp.name
     >>> os.mkdir(os.path.join(root, "audio"))
     >>> for name in ("a.wav", "b.wav"):
     ...     sf.write(os.path.join(root, "audio", name), np.zeros(1600), 16000)
@@ -368,6 +369,7 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
     >>> data = load_weak_dataset(root)
     >>> data.classes, data.Y.tolist(), data.folds.tolist(), data.strong
     (['cat', 'dog'], [[1, 1], [0, 0]], [1, 2], None)
+    >>> tmp.cleanup()
     """
     root = _check_dir(path, "dataset")
     weak_path = root / "weak.csv"
@@ -391,7 +393,9 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
         raise ValueError(f"{str(weak_path)!r} lists no clips")
     seen, dupes = set(), []
     for fn in filenames:
-        (dupes.append(fn) if fn in seen else seen.add(fn))
+        if fn in seen:
+            dupes.append(fn)
+        seen.add(fn)
     if dupes:
         raise ValueError(f"{str(weak_path)!r} lists {len(dupes)} filenames twice: {_list_preview(dupes)}")
     classes = _resolve_classes(classes, tag_lists, repr(str(weak_path)))
@@ -530,7 +534,8 @@ def load_chime_home(path, subset="development", classes=None, load_audio=False, 
     --------
     >>> import os, tempfile, numpy as np, soundfile as sf
     >>> from skattloc.datasets import load_chime_home
-    >>> root = os.path.join(tempfile.mkdtemp(), "chime_home")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> root = os.path.join(tmp.name, "chime_home")
     >>> os.makedirs(os.path.join(root, "chunks"))
     >>> sf.write(os.path.join(root, "chunks", "s0_chunk0.16kHz.wav"), np.zeros(8000), 16000)
     >>> with open(os.path.join(root, "chunks", "s0_chunk0.csv"), "w") as f:
@@ -540,6 +545,7 @@ def load_chime_home(path, subset="development", classes=None, load_audio=False, 
     >>> data = load_chime_home(root)
     >>> data.classes, data.Y.tolist(), data.folds.tolist()
     (['c', 'm', 'f', 'v', 'p', 'b', 'o'], [[1, 0, 0, 0, 1, 0, 0]], [3])
+    >>> tmp.cleanup()
     """
     root = _check_dir(path, "CHiME-Home")
     if (root / "chime_home").is_dir():

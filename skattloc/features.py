@@ -46,9 +46,10 @@ def _read_any(path):
             warnings.simplefilter("ignore")
             data, file_sr = librosa.load(path, sr=None, mono=False, dtype=np.float32)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is reported
+        reason = str(exc) or "no installed decoder (ffmpeg, GStreamer, ...) could read it"
         raise AudioLoadError(
             f"cannot read audio file {path!r}: soundfile: {sf_error}; "
-            f"audioread fallback: {type(exc).__name__}: {exc}"
+            f"audioread fallback: {type(exc).__name__}: {reason}"
         ) from exc
     data = np.atleast_2d(data).T  # librosa gives (n_channels, n_samples)
     return np.ascontiguousarray(data, dtype=np.float32), int(file_sr)
@@ -318,6 +319,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         64
         """
         self._validate_params()
+        self._mel_basis()  # raises if some mel bands would be empty
         self.mel_frequencies_ = librosa.mel_frequencies(
             n_mels=self.n_mels + 2, fmin=self.fmin, fmax=self.fmax or self.sr / 2
         )[1:-1]
