@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 ClipsLike = Union[np.ndarray, Sequence[np.ndarray]]
 
 
-def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, name: str = "X") -> Union[np.ndarray, List[np.ndarray]]:
+def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, name: str = "X", estimator: str = "AttLocTagger") -> Union[np.ndarray, List[np.ndarray]]:
     """Validate clips and convert them to float32.
 
     Parameters
@@ -28,6 +28,8 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
         Required features per frame (the value seen in ``fit``).
     min_features : int, default=1
         Smallest allowed features per frame (the CNN kernel size).
+    name, estimator : str
+        Names used in error messages.
 
     Returns
     -------
@@ -43,6 +45,15 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
     """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(f"sparse input is not supported: {name} must be dense log-mel frames")
+    if not isinstance(X, (np.ndarray, list, tuple)) and hasattr(X, "__array__"):
+        X = np.asarray(X)
+    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 3:
+        try:
+            X = X.astype(np.float32)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must hold real numbers; {exc}") from None
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be log-mel frames (a 3-D array or a list of 2-D arrays), got {type(X).__name__}")
     if isinstance(X, np.ndarray) and X.dtype != object:
@@ -50,7 +61,8 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
             raise ValueError(
                 f"{name} must be 3-D (n_clips, n_frames, n_features) or a list of 2-D "
                 f"(n_frames, n_features) arrays; got an array with {X.ndim} dimension(s) and "
-                f"shape {X.shape}. For a single clip use X[None]; for raw audio use LogMelExtractor first."
+                f"shape {X.shape}. Reshape your data: for a single clip use X[None]; for raw "
+                f"audio use LogMelExtractor first."
             )
         clips: Union[np.ndarray, List[np.ndarray]] = _as_float(X, name)
         shapes = [X.shape[1:]] * X.shape[0]
@@ -88,11 +100,14 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
         if s[0] == 0:
             raise ValueError(f"{name}[{i}] has zero frames; every clip needs at least 1 frame")
     if n_feat == 0:
-        raise ValueError(f"{name} has 0 features per frame; expected at least {max(min_features, 1)}")
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={tuple(shapes[0])}) while a minimum of "
+            f"{max(min_features, 1)} is required (features per frame)"
+        )
     if n_features is not None and n_feat != n_features:
         raise ValueError(
-            f"{name} has {n_feat} features per frame, but the model was fitted with "
-            f"{n_features}; extract features with the same settings as in fit"
+            f"{name} has {n_feat} features, but {estimator} is expecting {n_features} features "
+            f"as input (features per frame seen in fit); extract features with the same settings"
         )
     if n_feat < min_features:
         raise ValueError(
@@ -104,10 +119,12 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
 
 
 def _as_float(a: np.ndarray, name: str) -> np.ndarray:
+    if np.iscomplexobj(a):
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
     if np.iscomplexobj(a):
-        raise TypeError(f"{name} must hold real numbers; got complex dtype {a.dtype}")
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=np.float32)
 
 

@@ -246,11 +246,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ targets
     def _encode_targets(self, Y, n: int, fitting: bool) -> np.ndarray:
         if Y is None:
-            raise ValueError("AttLocTagger needs clip tags Y: an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip")
+            raise ValueError("AttLocTagger requires y to be passed, but the target y is None; give clip tags Y: an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip")
         if hasattr(Y, "toarray"):
             Y = Y.toarray()
         if isinstance(Y, torch.Tensor):
             Y = Y.detach().cpu().numpy()
+        if not isinstance(Y, (np.ndarray, list, tuple)) and hasattr(Y, "__array__"):
+            Y = np.asarray(Y)
         as_names = not isinstance(Y, np.ndarray) and len(Y) > 0 and not _is_number_row(Y[0])
         if isinstance(Y, np.ndarray) and Y.dtype == object:
             as_names = True
@@ -284,7 +286,11 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         bad = ~np.isin(Ybin, (0, 1))
         if bad.any():
             vals = np.unique(Ybin[bad])[:5]
-            raise ValueError(f"Y must hold only 0 and 1; found other values such as {vals.tolist()}")
+            kind = "continuous" if np.any(vals != np.round(vals)) else "multiclass"
+            raise ValueError(
+                f"Unknown label type: {kind}. Y must be a 0/1 indicator matrix (n_clips, n_classes); "
+                f"found other values such as {vals.tolist()}"
+            )
         if fitting and not (self.warm_start and hasattr(self, "classes_")):
             self.classes_ = np.arange(Ybin.shape[1])
             self._mlb = None
@@ -339,15 +345,15 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             pooling=self.pooling,
         )
 
-    def fit(self, X, Y):
+    def fit(self, X, y):
         """Train on clips with clip-level tags.
 
         Parameters
         ----------
         X : array of shape (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
             Log-mel frames, time first (e.g. from :class:`~skattloc.LogMelExtractor`).
-        Y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
-            Clip-level tags. With tag names, ``classes_`` holds the sorted names.
+        y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
+            Clip-level tags ("Y"). With tag names, ``classes_`` holds the sorted names.
 
         Returns
         -------
@@ -359,7 +365,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             X, n_features=self.n_features_in_ if warm else None, min_features=self.kernel_size
         )
         n = _data.n_clips(X)
-        Yb = self._encode_targets(Y, n, fitting=True)
+        Yb = self._encode_targets(y, n, fitting=True)
         self._warn_degenerate(Yb)
         seed = _data.check_random_seed(self.random_state)
         rng = np.random.RandomState(seed)
@@ -380,7 +386,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=devices), _quiet(self.verbose):
             torch.manual_seed(seed)
             if warm:
-                model = self.model_
+                model = self.model_.train()
             else:
                 X_train = _data.subset(X, train_idx) if val_idx is not None else X
                 mean, scale = _data.feature_stats(X_train)
@@ -437,7 +443,9 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
     def _forward(self, X, frames: Optional[str] = None):
         """Clip probabilities and (optionally) a per-clip frame quantity, in input order."""
         check_is_fitted(self, "model_")
-        X = _data.check_clips(X, n_features=self.n_features_in_, min_features=self.kernel_size)
+        X = _data.check_clips(
+            X, n_features=self.n_features_in_, min_features=self.kernel_size, estimator=type(self).__name__
+        )
         n = _data.n_clips(X)
         device = self._device()
         model = self.model_.to(device).eval()
@@ -540,7 +548,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 r[key] = f
         return results
 
-    def score(self, X, Y, sample_weight=None) -> float:
+    def score(self, X, y, sample_weight=None) -> float:
         """Negative macro equal error rate of :meth:`predict_proba` (higher is better).
 
         The same value as :data:`skattloc.metrics.eer_scorer`.
@@ -551,7 +559,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             raise ValueError("score does not support sample_weight; the EER is unweighted")
         check_is_fitted(self, "model_")
         proba = self.predict_proba(X)
-        Yb = self._encode_targets(Y, len(proba), fitting=False)
+        Yb = self._encode_targets(y, len(proba), fitting=False)
         return -float(equal_error_rate(Yb, proba, average="macro"))
 
 
@@ -587,6 +595,7 @@ def _quiet(verbose):
             warnings.filterwarnings("ignore", message=".*The number of training batches.*")
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
             yield
     finally:
         for name, level in saved.items():

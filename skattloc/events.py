@@ -21,7 +21,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.ndimage import median_filter as _nd_median_filter
@@ -267,7 +267,10 @@ def frames_to_events(
                 if off <= on or off - on < min_duration - _TIME_TOL:
                     continue
                 events.append((fname, float(on), float(off), label))
-    events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
+    try:
+        events.sort(key=lambda e: (e[0], e[1], e[3], e[2]))
+    except TypeError:  # labels or names of mixed types
+        events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
     return events
 
 
@@ -395,9 +398,8 @@ def write_events_tsv(events, path):
     >>> from skattloc.events import write_events_tsv, read_events_tsv
     >>> path = os.path.join(tempfile.mkdtemp(), "events.tsv")
     >>> write_events_tsv([("a.wav", 0.5, 1.25, "dog")], path)
-    >>> print(open(path).read(), end="")
-    filename	onset	offset	event_label
-    a.wav	0.500	1.250	dog
+    >>> open(path).read().splitlines()
+    ['filename\\tonset\\toffset\\tevent_label', 'a.wav\\t0.500\\t1.250\\tdog']
     >>> read_events_tsv(path)
     [('a.wav', 0.5, 1.25, 'dog')]
     """
@@ -452,7 +454,7 @@ def read_events_tsv(path):
         reader = csv.reader(fh, delimiter="\t")
         header = next(reader, None)
         if header is None:
-            raise ValueError(f"{path}: empty file; expected a header {'\t'.join(_TSV_HEADER)!r}.")
+            raise ValueError(f"{path}: empty file; expected the header columns {list(_TSV_HEADER)}.")
         header = [h.strip() for h in header]
         missing = [c for c in _TSV_HEADER if c not in header]
         if missing:

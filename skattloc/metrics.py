@@ -314,14 +314,13 @@ def _binarize_for_scorer(y, proba, classes):
         np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
     ):
         # indicator matrix (array, DataFrame or equal-length lists of 0/1)
-        if arr.shape == proba.shape:
-            return arr, proba
-        if classes is None or arr.shape[0] != n_samples:
+        if arr.shape != proba.shape:
             raise ValueError(
                 f"y is a {arr.shape} indicator matrix but predict_proba(X) returned shape "
-                f"{proba.shape}; they must match."
+                f"{proba.shape}; they must match (to pass numeric tags, give one set of "
+                "tags per clip instead)."
             )
-        # otherwise: equal-length lists of numeric tags, handled below
+        return arr, proba
     items = list(y)
     if len(items) == 0:
         raise ValueError("Empty input: y has no samples.")

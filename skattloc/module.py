@@ -5,7 +5,7 @@ from typing import Optional
 
 import lightning.pytorch as pl
 import torch
-from torchmetrics.classification import MultilabelAUROC, MultilabelAveragePrecision
+from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
 
 from .model import CGRNN, clip_bce
 
@@ -41,8 +41,12 @@ class AttLocModule(pl.LightningModule):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         n = model.n_classes
-        self.val_auroc = MultilabelAUROC(num_labels=n, average="macro")
-        self.val_map = MultilabelAveragePrecision(num_labels=n, average="macro")
+        if n > 1:
+            self.val_auroc = MultilabelAUROC(num_labels=n, average="macro")
+            self.val_map = MultilabelAveragePrecision(num_labels=n, average="macro")
+        else:  # torchmetrics' multilabel metrics need at least 2 labels
+            self.val_auroc = BinaryAUROC()
+            self.val_map = BinaryAveragePrecision()
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None):
@@ -67,8 +71,11 @@ class AttLocModule(pl.LightningModule):
         x, lengths, y = batch
         out = self.model(x, lengths)
         self.log("val_loss", clip_bce(out.clip, y), on_step=False, on_epoch=True, batch_size=x.shape[0])
-        self.val_auroc.update(out.clip.float(), y.long())
-        self.val_map.update(out.clip.float(), y.long())
+        p, t = out.clip.float(), y.long()
+        if self.model.n_classes == 1:
+            p, t = p.squeeze(-1), t.squeeze(-1)
+        self.val_auroc.update(p, t)
+        self.val_map.update(p, t)
         self.log("val_auroc", self.val_auroc, on_step=False, on_epoch=True)
         self.log("val_map", self.val_map, on_step=False, on_epoch=True)
 
