@@ -5,6 +5,7 @@ import contextlib
 import copy
 import logging
 import numbers
+import os
 import warnings
 from typing import List, Optional
 
@@ -16,10 +17,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.loggers import Logger
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from . import data as _data
-from .model import CGRNN, POOLINGS
-from .module import AttLocModule
+from . import persistence as _persist
+from . import windowing as _windowing
+from .model import CGRNN, LOC_ACTIVATIONS, POOLINGS
+from .module import LR_SCHEDULES, AttLocModule
 
 LOCALIZATIONS = ("paper", "frame", "loc")
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
@@ -39,6 +44,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         How frame outputs ``O(t)`` become the clip output. ``"att_loc"``: the paper's full
         model, eq. (3)-(8). ``"att"``: attention only, the ``z_att``-weighted mean of
         ``O(t)`` (eq. 3-5). ``"mean"``: the CGRNN baseline, the plain mean of ``O(t)`` (eq. 2).
+    loc_activation : {"softmax", "sigmoid"}, default="softmax"
+        Normalization of the localization output ``z_loc(t)`` (``pooling="att_loc"`` only).
+        ``"softmax"`` over classes is the paper's eq. (6). ``"sigmoid"`` is a per-class
+        variant: each class weighs the frames on its own, so one class cannot take every
+        frame's ``z_loc`` (the softmax's collapse); eq. (7)-(8) are unchanged, since eq. (8)
+        normalizes each class over time either way.
     n_filters : int, default=128
         CNN filters, each applied to every frame over frequency.
     kernel_size : int, default=30
@@ -59,6 +70,21 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Clips per training step (the paper's value). Also the inference batch size.
     max_epochs : int, default=20
         Passes over the training data.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        Learning-rate schedule. ``"constant"`` is the paper's Adam at ``learning_rate``;
+        ``"cosine"`` anneals it to 0 over all training steps (updated every step).
+    spec_augment : int, default=0
+        Time masks and frequency masks (SpecAugment, without time warping) applied to each
+        training clip's log-mel frames; masked cells are set to the feature mean. 0 is off
+        (the paper). Validation, ``predict_proba`` and ``localize`` never see masks.
+    time_mask_width : int, default=10
+        Longest time mask, in frames (10 frames = 0.16 s with the default extractor).
+    freq_mask_width : int, default=6
+        Widest frequency mask, in mel bands.
+    mixup_alpha : float, default=0.0
+        Mixup of training clips: each clip's frames and tags become the same convex
+        combination ``lam * a + (1 - lam) * b`` with another clip of the batch,
+        ``lam ~ Beta(mixup_alpha, mixup_alpha)``. 0.0 is off (the paper).
     validation_fraction : float, default=0.0
         Fraction of the training clips held out to log ``val_loss``, ``val_auroc`` and
         ``val_map`` each epoch (in ``history_``). 0 disables validation.
@@ -71,6 +97,16 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Decision threshold of :meth:`predict` on the clip probabilities.
     localization : {"paper", "frame", "loc"}, default="paper"
         What :meth:`localize` returns per frame; see its documentation.
+    window_frames : "auto", int or None, default="auto"
+        Inference on recordings longer than this many frames runs on overlapping windows
+        of this length whose frame outputs are stitched back (Hann-weighted overlap-add),
+        a batch of ``batch_size`` windows at a time, so memory stays bounded for hours
+        of audio; such a recording's clip probability is the maximum over its windows.
+        ``"auto"``: the longest training clip (``n_frames_train_``); None: never split.
+        Clips of at most this length are run whole, exactly as without windowing. See
+        :mod:`skattloc.windowing`.
+    window_overlap : float, default=0.5
+        Fraction of a window shared with the next one, in [0, 1).
     accelerator : str, default="auto"
         Lightning accelerator: ``"cpu"``, ``"gpu"``, ``"auto"``...
     devices : int, list or str, default=1
@@ -91,6 +127,22 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
     warm_start : bool, default=False
         If True and already fitted, ``fit`` continues training the current network (the
         tags must then match ``classes_``) instead of starting anew.
+    checkpoint_dir : str, path or None, default=None
+        Folder where ``fit`` writes a Lightning checkpoint, ``last.ckpt``, at the end of
+        every epoch (atomically: a killed process leaves the previous one intact). With
+        None, ``fit`` writes no file at all. Lightning's ``default_root_dir`` is this folder,
+        so a ``logger`` writes there too. Do not share one folder between fits that run at
+        the same time (e.g. in ``GridSearchCV(n_jobs=2)``).
+    resume : bool, default=False
+        If True and ``checkpoint_dir`` holds ``last.ckpt``, ``fit(X, y)`` continues that
+        interrupted fit from its last finished epoch and stops at ``max_epochs``, restoring
+        the weights, optimizer, ``history_``, the seed and the random states: on the CPU
+        the result is the same as an uninterrupted fit. Call it with the same ``X``, ``y``
+        and parameters (checked: a mismatch raises ValueError). Without a checkpoint it
+        warns and trains from the first epoch. Needs ``checkpoint_dir``.
+    keep_checkpoints : bool, default=True
+        If False, a fit that succeeds deletes its checkpoint (and ``checkpoint_dir`` when
+        ``fit`` created it and it is left empty). A fit that fails keeps it, for ``resume``.
     random_state : int, RandomState or None, default=None
         Seeds weight initialization, shuffling, dropout and the validation split. An int
         gives the same model on the CPU every time. Global RNG states are left untouched.
@@ -103,6 +155,9 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Tag names (sorted) when ``fit`` got tag collections, else ``0 .. n_classes-1``.
     n_features_in_ : int
         Features (mel bands) per frame seen in ``fit``.
+    n_frames_train_ : int
+        Frames of the longest training clip: the inference window with
+        ``window_frames="auto"``.
     model_ : skattloc.model.CGRNN
         The trained network, on the CPU, in eval mode. It holds the feature
         standardization learned in ``fit`` (``input_mean``/``input_scale`` buffers).
@@ -137,6 +192,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
     def __init__(
         self,
         pooling="att_loc",
+        loc_activation="softmax",
         n_filters=128,
         kernel_size=30,
         rnn_hidden=128,
@@ -147,11 +203,18 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         weight_decay=0.0,
         batch_size=100,
         max_epochs=20,
+        lr_schedule="constant",
+        spec_augment=0,
+        time_mask_width=10,
+        freq_mask_width=6,
+        mixup_alpha=0.0,
         validation_fraction=0.0,
         early_stopping=False,
         patience=5,
         threshold=0.5,
         localization="paper",
+        window_frames="auto",
+        window_overlap=0.5,
         accelerator="auto",
         devices=1,
         precision="32-true",
@@ -161,10 +224,14 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         trainer_kwargs=None,
         num_workers=0,
         warm_start=False,
+        checkpoint_dir=None,
+        resume=False,
+        keep_checkpoints=True,
         random_state=None,
         verbose=False,
     ):
         self.pooling = pooling
+        self.loc_activation = loc_activation
         self.n_filters = n_filters
         self.kernel_size = kernel_size
         self.rnn_hidden = rnn_hidden
@@ -175,11 +242,18 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.spec_augment = spec_augment
+        self.time_mask_width = time_mask_width
+        self.freq_mask_width = freq_mask_width
+        self.mixup_alpha = mixup_alpha
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
         self.patience = patience
         self.threshold = threshold
         self.localization = localization
+        self.window_frames = window_frames
+        self.window_overlap = window_overlap
         self.accelerator = accelerator
         self.devices = devices
         self.precision = precision
@@ -189,6 +263,9 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.trainer_kwargs = trainer_kwargs
         self.num_workers = num_workers
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
+        self.resume = resume
+        self.keep_checkpoints = keep_checkpoints
         self.random_state = random_state
         self.verbose = verbose
 
@@ -214,10 +291,26 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             positive_int(name)
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.loc_activation not in LOC_ACTIVATIONS:
+            raise ValueError(f"loc_activation must be one of {LOC_ACTIVATIONS}, got {self.loc_activation!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        for name in ("spec_augment", "time_mask_width", "freq_mask_width"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError(f"{name} must be an int >= 0 (False counts as 0), got {v!r}")
+        if (
+            not isinstance(self.mixup_alpha, numbers.Real)
+            or isinstance(self.mixup_alpha, bool)
+            or not np.isfinite(self.mixup_alpha)
+            or self.mixup_alpha < 0
+        ):
+            raise ValueError(f"mixup_alpha must be a finite number >= 0 (0 disables mixup), got {self.mixup_alpha!r}")
         if self.localization not in LOCALIZATIONS:
             raise ValueError(f"localization must be one of {LOCALIZATIONS}, got {self.localization!r}")
         if self.localization == "loc" and self.pooling != "att_loc":
             raise ValueError("localization='loc' returns z_loc(t), which only pooling='att_loc' has")
+        _windowing.check_window_params(self.window_frames, self.window_overlap)
         checks = {
             "dropout": (0.0, 1.0, True, False),
             "validation_fraction": (0.0, 1.0, True, False),
@@ -232,12 +325,30 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a number in {interval}, got {v!r}")
         for name in ("learning_rate",):
             v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or v <= 0:
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if not isinstance(self.weight_decay, numbers.Real) or self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.num_workers, numbers.Integral) or self.num_workers < 0:
+            # Above 10, Adam's bias-corrected step overflows float32 for large values
+            # (RuntimeError inside torch) long before it is a sensible step size.
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or not 0 < v <= 10:
+                raise ValueError(f"{name} must be a finite number in (0, 10] (Adam's step size; the paper uses 1e-3), got {v!r}")
+        wd = self.weight_decay
+        if not isinstance(wd, numbers.Real) or isinstance(wd, bool) or not np.isfinite(wd) or wd < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+        if not isinstance(self.num_workers, numbers.Integral) or isinstance(self.num_workers, bool) or self.num_workers < 0:
             raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
+        cd = self.checkpoint_dir
+        if cd is not None and (not isinstance(cd, (str, os.PathLike)) or os.fspath(cd) == ""):
+            raise ValueError(f"checkpoint_dir must be None or a folder path (str or os.PathLike), got {cd!r}")
+        for name in ("resume", "keep_checkpoints"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.resume and cd is None:
+            raise ValueError("resume=True needs checkpoint_dir: the folder whose last.ckpt the fit continues from")
+        if self.callbacks is not None and (
+            not isinstance(self.callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in self.callbacks)
+        ):
+            raise ValueError(f"callbacks must be None or a list of lightning.pytorch Callback objects, got {self.callbacks!r}")
+        loggers = self.logger if isinstance(self.logger, (list, tuple)) else [self.logger]
+        if not (isinstance(self.logger, bool) or all(isinstance(lg, Logger) for lg in loggers)):
+            raise ValueError(f"logger must be True, False or a lightning.pytorch logger (or a list of them), got {self.logger!r}")
         if self.early_stopping and self.validation_fraction == 0:
             raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1")
         if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
@@ -297,7 +408,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         elif Ybin.shape[1] != len(self.classes_):
             raise ValueError(
                 f"Y has {Ybin.shape[1]} columns but the model has {len(self.classes_)} classes "
-                f"(classes_={list(self.classes_)}); the columns must match classes_"
+                f"(classes_={np.asarray(self.classes_).tolist()}); the columns must match classes_"
             )
         return Ybin.astype(np.float32)
 
@@ -312,12 +423,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         known = set(self.classes_.tolist())
         unknown = sorted({t for tags in Y for t in tags} - known, key=str)
         if unknown:
-            raise ValueError(f"Y has tags {unknown} that are not in classes_={list(self.classes_)}")
+            raise ValueError(f"Y has tags {unknown} that are not in classes_={np.asarray(self.classes_).tolist()}")
 
     def _warn_degenerate(self, Y: np.ndarray) -> None:
         pos = Y.sum(axis=0)
-        never = [self.classes_[j] for j in np.flatnonzero(pos == 0)]
-        always = [self.classes_[j] for j in np.flatnonzero(pos == len(Y))]
+        never = [np.asarray(self.classes_)[j].item() for j in np.flatnonzero(pos == 0)]
+        always = [np.asarray(self.classes_)[j].item() for j in np.flatnonzero(pos == len(Y))]
         if never:
             warnings.warn(
                 f"classes {never} are never positive in Y: the model learns to always predict "
@@ -343,6 +454,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             dense_units=self.dense_units,
             dropout=self.dropout,
             pooling=self.pooling,
+            loc_activation=self.loc_activation,
         )
 
     def fit(self, X, y):
@@ -360,7 +472,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        warm = bool(self.warm_start) and hasattr(self, "model_")
+        resume_from = _persist.resume_checkpoint(self)
+        warm = bool(self.warm_start) and hasattr(self, "model_") and resume_from is None
         X = _data.check_clips(
             X, n_features=self.n_features_in_ if warm else None, min_features=self.kernel_size
         )
@@ -368,6 +481,9 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Yb = self._encode_targets(y, n, fitting=True)
         self._warn_degenerate(Yb)
         seed = _data.check_random_seed(self.random_state)
+        if resume_from is not None:  # the interrupted fit's seed: the same split and batches
+            saved = _persist.read_checkpoint_fingerprint(resume_from)
+            seed = int(saved["seed"])
         rng = np.random.RandomState(seed)
 
         train_idx = np.arange(n)
@@ -385,14 +501,23 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=devices), _quiet(self.verbose):
             torch.manual_seed(seed)
-            if warm:
-                model = self.model_.train()
+            if warm:  # a copy: a fit that fails (e.g. NaN loss) leaves model_ as it was
+                model = copy.deepcopy(self.model_).train()
             else:
                 X_train = _data.subset(X, train_idx) if val_idx is not None else X
                 mean, scale = _data.feature_stats(X_train)
                 model = self._build_model(X_train[0].shape[-1], Yb.shape[1])
                 model.set_input_stats(mean, scale)
-            module = AttLocModule(model, learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+            module = AttLocModule(
+                model,
+                learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay,
+                lr_schedule=self.lr_schedule,
+                spec_augment=int(self.spec_augment),
+                time_mask_width=self.time_mask_width,
+                freq_mask_width=self.freq_mask_width,
+                mixup_alpha=self.mixup_alpha,
+            )
             train_dl = _data.train_loader(
                 _data.subset(X, train_idx), Yb[train_idx], self.batch_size, seed, self.num_workers
             )
@@ -402,19 +527,34 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                     _data.subset(X, val_idx), Yb[val_idx], self.batch_size, seed, 0, shuffle=False
                 )
             history = _History()
-            trainer = self._make_trainer(history)
-            trainer.fit(module, train_dataloaders=train_dl, val_dataloaders=val_dl)
+            ckpt_callbacks, plugins, created_dir = [], [], False
+            if self.checkpoint_dir is not None:
+                fingerprint = _persist.fit_fingerprint(self, seed, model.n_mels, self.classes_, Yb)
+                if resume_from is not None:
+                    _persist.check_resume(resume_from, saved, fingerprint)
+                created_dir = not os.path.isdir(self.checkpoint_dir)
+                ckpt_callbacks, plugins = _persist.training_callbacks(self, fingerprint, train_dl.generator)
+            trainer = self._make_trainer(history, ckpt_callbacks, plugins)
+            trainer.fit(
+                module, train_dataloaders=train_dl, val_dataloaders=val_dl,
+                ckpt_path=None if resume_from is None else os.fspath(resume_from),
+                weights_only=True if resume_from is not None else None,
+            )
+        if self.checkpoint_dir is not None and not self.keep_checkpoints:
+            _persist.remove_checkpoints(self, remove_dir=created_dir)
         model = module.model.cpu().eval()
         self.model_ = model
         self.n_features_in_ = model.n_mels
+        n_frames = int(_data.clip_lengths(X).max())
+        self.n_frames_train_ = max(n_frames, getattr(self, "n_frames_train_", 0)) if warm else n_frames
         self.feature_mean_ = model.input_mean.numpy().astype(np.float64)
         self.feature_scale_ = model.input_scale.numpy().astype(np.float64)
         self.history_ = (self.history_ if warm else []) + history.rows
         self.n_epochs_ = len(self.history_)
         return self
 
-    def _make_trainer(self, history):
-        callbacks = [history]
+    def _make_trainer(self, history, checkpoint_callbacks=(), plugins=()):
+        callbacks = [history, *checkpoint_callbacks]
         if self.early_stopping:
             callbacks += [EarlyStopping(monitor="val_loss", patience=self.patience, mode="min"), _BestWeights()]
         callbacks += list(self.callbacks or [])
@@ -428,11 +568,19 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             logger=self.logger,
             enable_progress_bar=bool(self.verbose),
             enable_model_summary=bool(self.verbose),
-            enable_checkpointing=False,
+            enable_checkpointing=bool(checkpoint_callbacks),
             num_sanity_val_steps=0,
         )
+        if self.checkpoint_dir is not None:  # Lightning writes nowhere else (logs included)
+            kwargs.update(default_root_dir=os.fspath(self.checkpoint_dir), plugins=list(plugins))
         kwargs.update(self.trainer_kwargs or {})
-        return Trainer(**kwargs)
+        try:
+            return Trainer(**kwargs)
+        except MisconfigurationException as exc:  # an sklearn user expects a ValueError
+            raise ValueError(
+                f"invalid Lightning setting (accelerator={self.accelerator!r}, devices={self.devices!r}, "
+                f"precision={self.precision!r}, strategy={self.strategy!r}, trainer_kwargs): {exc}"
+            ) from exc
 
     # ------------------------------------------------------------------ inference
     def _device(self) -> torch.device:
@@ -440,8 +588,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             return torch.device("cuda")
         return torch.device("cpu")
 
-    def _forward(self, X, frames: Optional[str] = None):
-        """Clip probabilities and (optionally) a per-clip frame quantity, in input order."""
+    def _forward(self, X, frames=()):
+        """Clip probabilities and per-clip frame quantities, in input order.
+
+        ``frames`` names the frame quantities to return (see ``_frame_quantity``); the
+        network runs once whatever their number. Returns ``(clip, {key: [per-clip arrays]}, X)``.
+        """
         check_is_fitted(self, "model_")
         X = _data.check_clips(
             X, n_features=self.n_features_in_, min_features=self.kernel_size, estimator=type(self).__name__
@@ -449,10 +601,17 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         n = _data.n_clips(X)
         device = self._device()
         model = self.model_.to(device).eval()
-        loader = _data.inference_loader(X, self.batch_size)
-        order = loader.batch_sampler.order
+        # Recordings longer than the window run window by window (skattloc.windowing).
+        window, hop = _windowing.resolve_window(
+            getattr(self, "window_frames", None), getattr(self, "window_overlap", 0.5), getattr(self, "n_frames_train_", None)
+        )
+        all_lengths = _data.clip_lengths(X)
+        long_idx = np.flatnonzero(all_lengths > window) if window else np.empty(0, dtype=np.int64)
+        short_idx = np.setdiff1d(np.arange(n), long_idx)
+        loader = _data.inference_loader(_data.subset(X, short_idx) if len(long_idx) else X, self.batch_size)
+        order = short_idx[loader.batch_sampler.order] if len(long_idx) else loader.batch_sampler.order
         clip = np.empty((n, len(self.classes_)), dtype=np.float32)
-        per_clip: List[Optional[np.ndarray]] = [None] * n
+        per_clip = {key: [None] * n for key in frames}
         pos = 0
         try:
             with torch.inference_mode():
@@ -461,12 +620,27 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                     idx = order[pos : pos + len(lengths)]
                     pos += len(lengths)
                     clip[idx] = out.clip.float().cpu().numpy()
-                    if frames is not None:
-                        f = _frame_quantity(out, frames).float().cpu().numpy()
+                    for key in frames:
+                        f = _frame_quantity(out, key).float().cpu().numpy()
                         for j, i in enumerate(idx):
-                            per_clip[i] = f[j, : int(lengths[j])]
+                            per_clip[key][i] = f[j, : int(lengths[j])]
+                for i in long_idx:
+                    clip[i], stitched = _windowing.stitch_windows(
+                        lambda x: _run_windows(model, x, device, frames),
+                        _windowing.clip_reader(X, i), int(all_lengths[i]), window, hop, self.batch_size,
+                    )
+                    for key in frames:
+                        per_clip[key][i] = stitched[key]
         finally:
             self.model_.cpu()
+        bad = np.flatnonzero(~np.isfinite(clip).all(axis=1))
+        if len(bad):  # never hand back NaN probabilities
+            raise ValueError(
+                f"the network's output is NaN or Inf for {len(bad)} clip(s) (first: index "
+                f"{int(bad[0])}): their features are so far outside the range seen in fit "
+                f"(feature_mean_, feature_scale_) that float32 overflows, or the weights are not "
+                f"finite; expected log-mel frames like those seen in fit"
+            )
         return clip, per_clip, X
 
     def predict_proba(self, X) -> np.ndarray:
@@ -521,7 +695,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             Frame ``t`` is the log-mel frame ``t`` of the input; with the default
             :class:`~skattloc.LogMelExtractor` it is centred at ``t * 0.016 + 0.016`` s.
         """
-        _, per_clip, Xc = self._forward(X, frames=self.localization)
+        _, per_clip, Xc = self._forward(X, frames=(self.localization,))
+        per_clip = per_clip[self.localization]
         if isinstance(Xc, np.ndarray):
             return np.stack(per_clip)
         return per_clip
@@ -539,14 +714,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             ``"clip"``: the clip probabilities, shape (n_classes,).
         """
         keys = ["frame", "weighted"] + (["att"] if self.pooling != "mean" else []) + (["loc"] if self.pooling == "att_loc" else [])
-        results = None
-        for key in keys:
-            clip, per_clip, _ = self._forward(X, frames=key)
-            if results is None:
-                results = [{"clip": c} for c in clip]
-            for r, f in zip(results, per_clip):
-                r[key] = f
-        return results
+        clip, per_clip, _ = self._forward(X, frames=keys)
+        return [{"clip": c, **{key: per_clip[key][i] for key in keys}} for i, c in enumerate(clip)]
 
     def score(self, X, y, sample_weight=None) -> float:
         """Negative macro equal error rate of :meth:`predict_proba` (higher is better).
@@ -561,6 +730,74 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         Yb = self._encode_targets(y, len(proba), fitting=False)
         return -float(equal_error_rate(Yb, proba, average="macro"))
+
+    # ------------------------------------------------------------------ safe save / load
+    def save(self, path):
+        """Save the fitted tagger to a file that holds only tensors and plain data.
+
+        Unlike pickle or joblib, loading the file with :meth:`load` cannot run code. The
+        file records the skattloc version, the format version and ``classes_``; see
+        :mod:`skattloc.persistence` for the format. Parameters that are not plain data
+        (callbacks, logger objects...) are left out with a warning.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file, written atomically (e.g. ``"tagger.skattloc"``).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> from skattloc import AttLocTagger
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.normal(size=(8, 5, 6)), np.eye(2, dtype=int)[np.arange(8) % 2]
+        >>> tagger = AttLocTagger(n_filters=4, kernel_size=3, rnn_hidden=4, rnn_layers=1,
+        ...                       dense_units=4, max_epochs=1, random_state=0).fit(X, Y)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = tagger.save(os.path.join(d, "tagger.skattloc"))
+        ...     loaded = AttLocTagger.load(path)
+        >>> bool((loaded.predict_proba(X) == tagger.predict_proba(X)).all())
+        True
+        """
+        return _persist.save_tagger(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a tagger written by :meth:`save`, on the CPU, without running code from the file.
+
+        Read with ``torch.load(weights_only=True, map_location="cpu")``, so a model saved
+        on a GPU machine loads on a CPU-only one.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        AttLocTagger
+            A fitted tagger (network on the CPU, in eval mode).
+
+        Raises
+        ------
+        skattloc.persistence.ModelFileError
+            A ValueError: the file holds pickled Python objects (refused without running
+            them), is not a skattloc model file, has another format version, or is
+            inconsistent.
+        FileNotFoundError
+            If ``path`` does not exist.
+        """
+        return _persist.load_tagger(path, cls=cls)
+
+
+def _run_windows(model, x: np.ndarray, device, keys):
+    """Clip and frame outputs of full-length windows ``x`` (no padding, so no lengths)."""
+    out = model(torch.from_numpy(x).to(device))
+    return out.clip.float().cpu().numpy(), {k: _frame_quantity(out, k).float().cpu().numpy() for k in keys}
 
 
 def _frame_quantity(out, key: str) -> torch.Tensor:
@@ -616,6 +853,13 @@ class _History(Callback):
             row[k] = float(v)
         self.rows.append(row)
 
+    # Saved in checkpoints, so a resumed fit's history_ holds every epoch.
+    def state_dict(self):
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state):
+        self.rows = [dict(r) for r in state["rows"]]
+
 
 class _BestWeights(Callback):
     """Keeps the weights of the epoch with the lowest ``val_loss`` and restores them."""
@@ -635,3 +879,9 @@ class _BestWeights(Callback):
     def on_fit_end(self, trainer, pl_module):
         if self.state is not None:
             pl_module.model.load_state_dict(self.state)
+
+    def state_dict(self):
+        return {"best": self.best, "state": self.state}
+
+    def load_state_dict(self, state):
+        self.best, self.state = float(state["best"]), state["state"]

@@ -182,7 +182,7 @@ def test_round_trip_gives_identical_predictions_in_a_fresh_process(synth, fitted
         {load}
         np.save({str(tmp_path / 'out.npy')!r}, m.predict_proba(np.load({str(tmp_path / 'X.npy')!r})))
     """)
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), fitted.predict_proba(X))
 
 
