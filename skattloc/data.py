@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-ClipsLike = Union[np.ndarray, Sequence[np.ndarray]]
+from .store import ClipSequence
+
+ClipsLike = Union[np.ndarray, Sequence[np.ndarray], ClipSequence]
 
 
 def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, name: str = "X", estimator: str = "AttLocTagger") -> Union[np.ndarray, List[np.ndarray]]:
@@ -43,6 +45,8 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
     TypeError
         Non-numeric data.
     """
+    if isinstance(X, ClipSequence):
+        return _check_clip_sequence(X, n_features, min_features, name, estimator)
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
     if hasattr(X, "toarray") or hasattr(X, "tocsr"):
@@ -82,7 +86,8 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
             if isinstance(c, (str, bytes)):
                 raise TypeError(
                     f"{name}[{i}] is a string ({c!r:.60}); AttLocTagger takes log-mel frames. "
-                    f"Use make_pipeline(LogMelExtractor(), AttLocTagger()) for audio paths."
+                    f"Use make_pipeline(LogMelExtractor(), AttLocTagger()) for audio paths, or "
+                    f"skattloc.store.AudioFeatures(paths) / FeatureStore for corpora larger than memory."
                 )
             a = np.asarray(c)
             if a.ndim != 2:
@@ -118,6 +123,32 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
     return clips
 
 
+def _check_clip_sequence(X: ClipSequence, n_features, min_features, name, estimator) -> ClipSequence:
+    """Validate a lazily read collection from its index only; no clip is read.
+
+    Values are not checked for NaN/Inf here: :class:`~skattloc.store.FeatureStore` checked
+    them when it was written, and log-mel features of finite audio are finite.
+    """
+    lengths = X.lengths
+    if len(lengths) == 0:
+        raise ValueError(f"{name} is empty: got 0 clips; at least 1 clip is required")
+    zero = np.flatnonzero(lengths == 0)
+    if len(zero):
+        raise ValueError(f"{name}[{int(zero[0])}] has zero frames; every clip needs at least 1 frame")
+    n_feat = X.n_features
+    if n_features is not None and n_feat != n_features:
+        raise ValueError(
+            f"{name} has {n_feat} features, but {estimator} is expecting {n_features} features "
+            f"as input (features per frame seen in fit); extract features with the same settings"
+        )
+    if n_feat < max(min_features, 1):
+        raise ValueError(
+            f"{name} has {n_feat} features (mel bands) per frame, fewer than the CNN kernel "
+            f"size {min_features}; use more mel bands or a smaller kernel_size"
+        )
+    return X
+
+
 def _as_float(a: np.ndarray, name: str) -> np.ndarray:
     if np.iscomplexobj(a):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
@@ -125,7 +156,8 @@ def _as_float(a: np.ndarray, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
     if np.iscomplexobj(a):
         raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf: _check_finite names them
+        return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _check_finite(clips, name: str) -> None:
@@ -149,6 +181,8 @@ def clip_lengths(X: ClipsLike) -> np.ndarray:
     """Frames per clip, shape (n_clips,)."""
     if isinstance(X, np.ndarray):
         return np.full(X.shape[0], X.shape[1], dtype=np.int64)
+    if isinstance(X, ClipSequence):
+        return X.lengths
     return np.array([len(c) for c in X], dtype=np.int64)
 
 
@@ -163,7 +197,13 @@ def feature_stats(X: ClipsLike, eps: float = 1e-5):
     total = 0
     s = None
     ss = None
-    for c in (X if isinstance(X, list) else [X.reshape(-1, X.shape[-1])]):
+    if isinstance(X, ClipSequence):
+        chunks = X.iter_chunks()  # streamed from disk, a bounded number of frames at a time
+    else:
+        chunks = X if isinstance(X, list) else [X.reshape(-1, X.shape[-1])]
+    # At most 65536 frames in float64 at a time, not a float64 copy of the whole corpus.
+    chunks = (big[k : k + 65536] for big in chunks for k in range(0, len(big), 65536))
+    for c in chunks:
         c64 = c.astype(np.float64, copy=False)
         s = c64.sum(0) if s is None else s + c64.sum(0)
         ss = (c64 ** 2).sum(0) if ss is None else ss + (c64 ** 2).sum(0)
@@ -174,7 +214,10 @@ def feature_stats(X: ClipsLike, eps: float = 1e-5):
 
 
 def subset(X: ClipsLike, idx: np.ndarray) -> ClipsLike:
-    if isinstance(X, np.ndarray):
+    idx = np.asarray(idx)
+    if idx.ndim == 1 and len(idx) == len(X) and np.array_equal(idx, np.arange(len(X))):
+        return X  # every clip in order: no copy of the corpus
+    if isinstance(X, (np.ndarray, ClipSequence)):
         return X[idx]
     return [X[i] for i in idx]
 
@@ -191,6 +234,8 @@ class ClipDataset(Dataset):
     def __init__(self, X: ClipsLike, Y: Optional[np.ndarray] = None):
         if isinstance(X, np.ndarray):
             self._x = torch.from_numpy(X)
+        elif isinstance(X, ClipSequence):
+            self._x = _LazyClips(X)  # read from disk in __getitem__ (in DataLoader workers)
         else:
             self._x = [torch.from_numpy(c) for c in X]
         self._y = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.float32)
@@ -201,6 +246,19 @@ class ClipDataset(Dataset):
     def __getitem__(self, i):
         y = None if self._y is None else self._y[i]
         return self._x[i], y
+
+
+class _LazyClips:
+    """Clip ``i`` of a :class:`~skattloc.store.ClipSequence` as a tensor, read on access."""
+
+    def __init__(self, X: ClipSequence):
+        self.X = X
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.X[int(i)])
 
 
 def pad_collate(batch):
@@ -238,9 +296,28 @@ class SortedBatchSampler(Sampler):
         return (len(self.order) + self.batch_size - 1) // self.batch_size
 
 
+def _rebuild_generator(device: str, state: bytes) -> "_SpawnSafeGenerator":
+    gen = _SpawnSafeGenerator(device)
+    gen.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
+    return gen
+
+
+class _SpawnSafeGenerator(torch.Generator):
+    """A ``torch.Generator`` that pickles its state as bytes.
+
+    A plain generator pickles its state as a tensor, which torch's multiprocessing sends
+    through a shared-memory file that is gone when a spawned process opens it ("unable to
+    resize file", pytorch/pytorch#146828). Lightning's ``ddp_spawn`` pickles the training
+    DataLoader, and its generator, into every process.
+    """
+
+    def __reduce__(self):
+        return (_rebuild_generator, (str(self.device), self.get_state().numpy().tobytes()))
+
+
 def train_loader(X: ClipsLike, Y: np.ndarray, batch_size: int, seed: int, num_workers: int = 0, shuffle: bool = True) -> DataLoader:
     """A DataLoader of padded ``(x, lengths, y)`` batches, shuffled by a seeded generator."""
-    gen = torch.Generator()
+    gen = _SpawnSafeGenerator()
     gen.manual_seed(int(seed))
     return DataLoader(
         ClipDataset(X, Y),

@@ -20,7 +20,14 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from . import _fastpath
+
 POOLINGS = ("att_loc", "att", "mean")
+# How z_loc(t) of eq. (6) is normalized: "softmax" over classes (the paper) or a per-class
+# "sigmoid" (each class weighs frames on its own; eq. 8 still normalizes over time).
+LOC_ACTIVATIONS = ("softmax", "sigmoid")
+# Denominator of eq. (8): sum_t z_loc(t) (the paper) or sum_t z_att(t) z_loc(t).
+LOC_DENOMINATORS = ("loc", "att_loc")
 
 # Lower bound on the eq. (8) denominator and the attention-weighted mean, so that a class
 # whose localization weight vanishes everywhere gives 0 rather than NaN.
@@ -41,7 +48,8 @@ class CGRNNOutput:
     att : Tensor or None, shape (batch, n_frames)
         ``z_att(t)`` of eq. (3), in (0, 1); None for ``"mean"``.
     loc : Tensor or None, shape (batch, n_frames, n_classes)
-        ``z_loc(t)`` of eq. (6), a softmax over classes; None unless ``"att_loc"``.
+        ``z_loc(t)`` of eq. (6): a softmax over classes (``loc_activation="softmax"``) or
+        a per-class sigmoid (``"sigmoid"``); None unless ``"att_loc"``.
     mask : Tensor, shape (batch, n_frames), bool
         True on valid frames, False on padding.
     """
@@ -118,6 +126,23 @@ class CGRNN(nn.Module):
         How frame outputs become the clip output: ``"att_loc"`` is the paper's full model
         (eq. 3-8), ``"att"`` attention only (eq. 3-5, weighted mean over frames), ``"mean"``
         the CGRNN baseline (eq. 2).
+    loc_activation : {"softmax", "sigmoid"}, default="softmax"
+        Normalization of the localization output ``z_loc(t)`` (``"att_loc"`` only).
+        ``"softmax"`` is the paper's eq. (6): the classes compete in every frame, and
+        ``z_loc(t)`` sums to 1 over classes. ``"sigmoid"`` gives each class its own
+        ``sigmoid(W_loc y'(t) + b_loc)`` in (0, 1), so no class can take the frames of
+        another. Eq. (7)-(8) are unchanged: eq. (8) divides by ``sum_t z_loc(t)`` per class,
+        so the clip output stays a ``z_loc``-weighted mean over time of ``z_att(t) O(t)``
+        with either activation. The softmax can collapse, one class taking the argmax of
+        almost every frame (measured on domestic-mix, see ``docs/benchmarks.md``); the
+        clip output survives that, but ``z_loc`` then localizes poorly.
+    loc_denominator : {"loc", "att_loc"}, default="loc"
+        Denominator of eq. (8) (``"att_loc"`` pooling only). ``"loc"`` is the paper's
+        ``sum_t z_loc(t)``: since the numerator ``sum_t z_att(t) O(t) z_loc(t)`` carries
+        ``z_att(t) < 1``, the clip output is capped by the attention of the frames that
+        ``z_loc`` weighs. ``"att_loc"`` divides by ``sum_t z_att(t) z_loc(t)``, which makes
+        the clip output a true weighted mean of ``O(t)`` with weights ``z_att z_loc``, as
+        ``"att"`` pooling is for eq. (5).
 
     Notes
     -----
@@ -150,10 +175,16 @@ class CGRNN(nn.Module):
         dense_units: int = 500,
         dropout: float = 0.2,
         pooling: str = "att_loc",
+        loc_activation: str = "softmax",
+        loc_denominator: str = "loc",
     ):
         super().__init__()
+        if loc_denominator not in LOC_DENOMINATORS:
+            raise ValueError(f"loc_denominator must be one of {LOC_DENOMINATORS}, got {loc_denominator!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if loc_activation not in LOC_ACTIVATIONS:
+            raise ValueError(f"loc_activation must be one of {LOC_ACTIVATIONS}, got {loc_activation!r}")
         if kernel_size > n_mels:
             raise ValueError(
                 f"kernel_size={kernel_size} is larger than the {n_mels} input features per "
@@ -162,6 +193,8 @@ class CGRNN(nn.Module):
         self.n_mels = n_mels
         self.n_classes = n_classes
         self.pooling = pooling
+        self.loc_activation = loc_activation
+        self.loc_denominator = loc_denominator
         self.register_buffer("input_mean", torch.zeros(n_mels))
         self.register_buffer("input_scale", torch.ones(n_mels))
         # CNN over frequency, the same for every frame (Fig. 1). Stored as a Conv1d so its
@@ -177,6 +210,9 @@ class CGRNN(nn.Module):
         self.dense = nn.Linear(2 * rnn_hidden, dense_units)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(dense_units, n_classes)
+        # On the CPU in float32, run the CNN and the GRU through skattloc._fastpath: the
+        # same function with fewer, larger ops (docs/performance.md). False: plain layers.
+        self.cpu_fast_path = True
 
     def set_input_stats(self, mean, scale) -> None:
         """Set the per-feature standardization applied before everything else.
@@ -193,6 +229,8 @@ class CGRNN(nn.Module):
         # Per-frame valid convolution over frequency, ReLU, max over positions: (B, T, C).
         # unfold gives every kernel-wide window of every frame, so the convolution of all
         # frames is a single matmul. Max-pooling commutes with the monotone ReLU.
+        if getattr(self, "cpu_fast_path", True) and _fastpath.enabled(x, self.conv.weight):
+            return torch.relu(_fastpath.frame_conv_max(x, self.conv))
         k = self.conv.kernel_size[0]
         windows = x.unfold(-1, k, 1)  # (B, T, P, k)
         weight = self.conv.weight.view(self.conv.out_channels, k)
@@ -201,7 +239,10 @@ class CGRNN(nn.Module):
 
     def _rnn(self, y: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
         n_frames = y.shape[1]
-        if lengths is None or bool((lengths == n_frames).all()):
+        full = lengths is None or bool((lengths == n_frames).all())
+        if getattr(self, "cpu_fast_path", True) and _fastpath.supports(self.gru, y) and (torch.is_grad_enabled() or y.shape[0] >= 8):
+            return _fastpath.bigru(self.gru, y, None if full else lengths)
+        if full:
             h, _ = self.gru(y)
             return h
         # Variable lengths: pack, so the backward direction starts at each clip's last
@@ -237,7 +278,11 @@ class CGRNN(nn.Module):
             att = torch.sigmoid(self.att(x)).squeeze(-1)  # eq. (3)
             y_cnn = att.unsqueeze(-1) * y_cnn  # eq. (4)
         if self.loc is not None:
-            loc = torch.softmax(self.loc(y_cnn), dim=-1)  # eq. (6)
+            logits = self.loc(y_cnn)
+            if self.loc_activation == "softmax":
+                loc = torch.softmax(logits, dim=-1)  # eq. (6)
+            else:
+                loc = torch.sigmoid(logits)  # eq. (6) with a per-class sigmoid
         h = self._rnn(y_cnn, lengths)
         h = self.dropout(torch.relu(self.dense(h)))
         frame = torch.sigmoid(self.out(h))  # O(t)
@@ -250,8 +295,10 @@ class CGRNN(nn.Module):
         else:
             # eq. (7)-(8): sum_t z_att O z_loc / sum_t z_loc, per class.
             w = mask.unsqueeze(-1).to(torch.float32) * loc.float()
-            num = (att.float().unsqueeze(-1) * frame32 * w).sum(dim=1)
-            clip = num / w.sum(dim=1).clamp_min(_EPS)
+            aw = att.float().unsqueeze(-1) * w
+            num = (aw * frame32).sum(dim=1)
+            den = w.sum(dim=1) if self.loc_denominator == "loc" else aw.sum(dim=1)
+            clip = num / den.clamp_min(_EPS)
         return CGRNNOutput(clip=clip, frame=frame, att=att, loc=loc, mask=mask)
 
 

@@ -7,7 +7,107 @@ import lightning.pytorch as pl
 import torch
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
 
-from .model import CGRNN, clip_bce
+from .model import CGRNN, clip_bce, length_mask
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def spec_augment(x, lengths, n_masks, time_width, freq_width, fill):
+    """SpecAugment-style time and frequency masking of a batch of log-mel clips.
+
+    Each clip gets ``n_masks`` time masks and ``n_masks`` frequency masks (Park et al.,
+    2019, without time warping). A time mask sets ``w ~ U{0..time_width}`` consecutive
+    valid frames to ``fill``; a frequency mask sets ``f ~ U{0..freq_width}`` consecutive
+    mel bands of every frame to ``fill``. Runs on the batch's device, with no host sync.
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, n_frames, n_mels)
+        Raw log-mel frames (before the network's standardization).
+    lengths : Tensor of int, shape (batch,), or None
+        Valid frames per clip; time masks stay inside them. None: all frames are valid.
+    n_masks : int
+        Time masks and frequency masks per clip (0 returns ``x`` unchanged).
+    time_width : int
+        Largest time mask, in frames.
+    freq_width : int
+        Largest frequency mask, in mel bands.
+    fill : Tensor, shape (n_mels,) or scalar
+        Value written into masked cells; the network's ``input_mean`` makes a masked
+        cell 0 after standardization.
+
+    Returns
+    -------
+    Tensor, shape (batch, n_frames, n_mels)
+        A new tensor; ``x`` is not modified.
+    """
+    if n_masks <= 0:
+        return x
+    batch, n_frames, n_mels = x.shape
+    dev = x.device
+    if lengths is None:
+        lengths = torch.full((batch,), n_frames, device=dev, dtype=torch.long)
+    lengths = lengths.to(dev)
+    t = torch.arange(n_frames, device=dev)
+    f = torch.arange(n_mels, device=dev)
+    drop_t = torch.zeros(batch, n_frames, dtype=torch.bool, device=dev)
+    drop_f = torch.zeros(batch, n_mels, dtype=torch.bool, device=dev)
+    for _ in range(int(n_masks)):
+        w = torch.minimum((torch.rand(batch, device=dev) * (time_width + 1)).long(), lengths)
+        start = (torch.rand(batch, device=dev) * (lengths - w + 1)).long()
+        drop_t |= (t >= start[:, None]) & (t < (start + w)[:, None])
+        fw = (torch.rand(batch, device=dev) * (min(freq_width, n_mels) + 1)).long()
+        fstart = (torch.rand(batch, device=dev) * (n_mels - fw + 1)).long()
+        drop_f |= (f >= fstart[:, None]) & (f < (fstart + fw)[:, None])
+    drop = drop_t[:, :, None] | drop_f[:, None, :]
+    fill = torch.as_tensor(fill, dtype=x.dtype, device=dev)
+    return torch.where(drop, fill, x)
+
+
+def mixup(x, y, lengths, alpha, fill):
+    """Mixup (Zhang et al., 2018) of log-mel clips and their clip tags.
+
+    Clip ``i`` becomes ``lam_i x_i + (1 - lam_i) x_j`` with ``j`` a random permutation of
+    the batch and ``lam_i ~ Beta(alpha, alpha)``; its tags become the same convex
+    combination ``lam_i y_i + (1 - lam_i) y_j`` (soft targets for the BCE of eq. 1).
+    Padding is replaced by ``fill`` before mixing, and a mixed clip's length is the longer
+    of the two.
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, n_frames, n_mels)
+        Raw log-mel frames.
+    y : Tensor, shape (batch, n_classes)
+        0/1 (or already soft) clip tags.
+    lengths : Tensor of int, shape (batch,), or None
+        Valid frames per clip.
+    alpha : float
+        Beta distribution parameter (> 0).
+    fill : Tensor, shape (n_mels,) or scalar
+        Value of padded frames before mixing (the network's ``input_mean``).
+
+    Returns
+    -------
+    x_mix : Tensor, shape (batch, n_frames, n_mels)
+    y_mix : Tensor, shape (batch, n_classes), values in [0, 1]
+    lengths_mix : Tensor of int, shape (batch,), or None
+    lam : Tensor, shape (batch,), values in [0, 1]
+    perm : Tensor of int, shape (batch,)
+    """
+    batch, n_frames, _ = x.shape
+    dev = x.device
+    a = torch.tensor(float(alpha), device=dev)
+    lam = torch.distributions.Beta(a, a).sample((batch,)).to(x.dtype)
+    perm = torch.randperm(batch, device=dev)
+    if lengths is not None:
+        valid = length_mask(lengths.to(dev), n_frames).unsqueeze(-1)
+        x = torch.where(valid, x, torch.as_tensor(fill, dtype=x.dtype, device=dev))
+        lengths = torch.maximum(lengths, lengths[perm.to(lengths.device)])
+    lx = lam.view(batch, 1, 1)
+    x_mix = lx * x + (1 - lx) * x[perm]
+    ly = lam.to(y.dtype).view(batch, 1)
+    y_mix = ly * y + (1 - ly) * y[perm]
+    return x_mix, y_mix, lengths, lam, perm
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -25,6 +125,17 @@ class AttLocModule(pl.LightningModule):
         Adam's step size (the paper uses Adam).
     weight_decay : float, default=0.0
         Adam's L2 penalty.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        ``"constant"``: Adam at ``learning_rate`` throughout (the paper). ``"cosine"``:
+        cosine annealing from ``learning_rate`` to 0 over all training steps, updated
+        every step.
+    spec_augment : int, default=0
+        Time masks and frequency masks per training clip (see :func:`spec_augment`);
+        0 is off (the paper). Never applied at validation or inference.
+    time_mask_width, freq_mask_width : int, default=10, 6
+        Largest time mask in frames and frequency mask in mel bands.
+    mixup_alpha : float, default=0.0
+        Beta parameter of :func:`mixup` on training batches; 0 is off (the paper).
 
     Notes
     -----
@@ -35,11 +146,28 @@ class AttLocModule(pl.LightningModule):
     :class:`NonFiniteLossError` at the end of the epoch.
     """
 
-    def __init__(self, model: CGRNN, learning_rate: float = 1e-3, weight_decay: float = 0.0):
+    def __init__(
+        self,
+        model: CGRNN,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: str = "constant",
+        spec_augment: int = 0,
+        time_mask_width: int = 10,
+        freq_mask_width: int = 6,
+        mixup_alpha: float = 0.0,
+    ):
         super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         self.model = model
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.spec_augment = int(spec_augment)
+        self.time_mask_width = int(time_mask_width)
+        self.freq_mask_width = int(freq_mask_width)
+        self.mixup_alpha = float(mixup_alpha)
         n = model.n_classes
         if n > 1:
             self.val_auroc = MultilabelAUROC(num_labels=n, average="macro")
@@ -48,20 +176,44 @@ class AttLocModule(pl.LightningModule):
             self.val_auroc = BinaryAUROC()
             self.val_map = BinaryAveragePrecision()
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
+        # Per-epoch metrics (filled by the estimator's history callback). Part of the
+        # state_dict as extra state, so Lightning's spawn/fork launchers (ddp_spawn,
+        # ddp_notebook) send it back to the calling process with rank 0's weights.
+        self.epoch_history = []
+
+    def get_extra_state(self):
+        return {"epoch_history": [dict(r) for r in self.epoch_history]}
+
+    def set_extra_state(self, state):
+        self.epoch_history = [dict(r) for r in state.get("epoch_history", [])]
 
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None):
         return self.model(x, lengths)
 
+    def augment(self, x, lengths, y):
+        """The training-time augmentations (SpecAugment, then mixup) of one batch."""
+        fill = self.model.input_mean
+        if self.spec_augment > 0:
+            x = spec_augment(x, lengths, self.spec_augment, self.time_mask_width, self.freq_mask_width, fill)
+        if self.mixup_alpha > 0:
+            x, y, lengths, _, _ = mixup(x, y, lengths, self.mixup_alpha, fill)
+        return x, lengths, y
+
     def training_step(self, batch, batch_idx):
         x, lengths, y = batch
+        x, lengths, y = self.augment(x, lengths, y)
         out = self.model(x, lengths)
         loss = clip_bce(out.clip, y)
         self._nonfinite |= ~torch.isfinite(loss.detach())
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0])
+        # sync_dist: under DDP the epoch mean is over all ranks' batches (reduced once, at
+        # the epoch's end; a no-op on one device).
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         return loss
 
     def on_train_epoch_end(self):
-        if bool(self._nonfinite):
+        # Any rank's NaN stops every rank (a lone rank raising would leave the others
+        # waiting in the next all-reduce).
+        if self.trainer.strategy.reduce_boolean_decision(bool(self._nonfinite), all=False):
             raise NonFiniteLossError(
                 f"the training loss became NaN or infinite in epoch {self.current_epoch}; "
                 f"lower learning_rate, check the input features, or use precision='32-true'"
@@ -70,7 +222,7 @@ class AttLocModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, lengths, y = batch
         out = self.model(x, lengths)
-        self.log("val_loss", clip_bce(out.clip, y), on_step=False, on_epoch=True, batch_size=x.shape[0])
+        self.log("val_loss", clip_bce(out.clip, y), on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         p, t = out.clip.float(), y.long()
         if self.model.n_classes == 1:
             p, t = p.squeeze(-1), t.squeeze(-1)
@@ -80,4 +232,9 @@ class AttLocModule(pl.LightningModule):
         self.log("val_map", self.val_map, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return opt
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total, eta_min=0.0)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
