@@ -21,8 +21,9 @@ What it measures, in one process, with the same data, batch size, optimizer and 
 3. ``parts``: before/after timings of each optimization, alternated and repeated: the
    per-frame convolution (``nn.Conv1d`` vs one matmul), the GRU (``nn.GRU`` vs
    :func:`skattloc._fastpath.bigru`), a whole training step (plain vs optimized), the
-   training data path (``DataLoader`` + ``pad_collate`` vs one tensor gather), and, with
-   ``--compile``, ``torch.compile`` (compile time and step time).
+   training data path (a tensor gather vs the ``DataLoader`` clip by clip, as before, and
+   with one gather per batch, as now), and, with ``--compile``, ``torch.compile`` (compile
+   time and step time). ``--sections data`` runs only the data-path part.
 
 The machine is shared: run with ``timeout``, compare paired/median numbers, and repeat.
 Defaults are the paper's model (3 biGRU x 128, dense 500, dropout 0.2, att_loc, Adam 1e-3,
@@ -32,9 +33,10 @@ Examples
 --------
 ::
 
-    python examples/benchmark_speed.py --quick                  # about 2 minutes
+    python examples/benchmark_speed.py --quick                  # 85 s on 2 quiet cores
     timeout 1800 python examples/benchmark_speed.py --rounds 5 --json speed.json
     python examples/benchmark_speed.py --sections parts --compile
+    python examples/benchmark_speed.py --sections data --n-clips 1000 --part-repeats 7
 """
 from __future__ import annotations
 
@@ -52,6 +54,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def _stub_missing_audio_modules():
+    """skattloc imports librosa and soundfile at start-up; only ``--data weak`` uses them.
+    Where they are not installed (e.g. a bare GPU machine), put empty modules in their place."""
+    import importlib.util
+    import types
+
+    for name in ("librosa", "soundfile"):
+        if importlib.util.find_spec(name) is None:
+            sys.modules[name] = types.ModuleType(name)
+
+
+_stub_missing_audio_modules()
 
 HOP_S, N_FFT, SR = 256, 512, 16000  # LogMelExtractor defaults: frame t spans samples [256 t, 256 t + 512)
 
@@ -235,15 +251,13 @@ def bench_train(args, X, Y) -> Dict:
         elif system == "loop+CGRNN":
             plain_fit(CGRNN(n_mels, n_classes, **kw), X, Y, epochs, args.batch_size, args.lr, args.seed, stamps)
         else:
-            extra = {"compile": True} if system == "fit+compile" else {}
             AttLocTagger(**kw, learning_rate=args.lr, batch_size=args.batch_size, max_epochs=epochs,
-                         accelerator="cpu", random_state=args.seed, callbacks=[StepStamps(stamps)],
-                         **extra).fit(X, Y)
+                         accelerator="cpu", random_state=args.seed, callbacks=[StepStamps(stamps)]).fit(X, Y)
         wall = time.perf_counter() - t0
         return {"wall_s": wall, "clips_per_s": len(X) * epochs / wall,
                 "steady_clips_per_s": steady_rate(stamps, t0, args.batch_size), "steps": len(stamps)}
 
-    systems = ["plain", "loop+CGRNN", "fit"] + (["fit+compile"] if args.compile else [])
+    systems = ["plain", "loop+CGRNN", "fit"]
     # Warm-up: one step of each (lazy initialization, first-call costs, imports).
     for s in systems:
         run(s, X[: args.batch_size], Y[: args.batch_size], 1)
@@ -260,8 +274,7 @@ def bench_train(args, X, Y) -> Dict:
     for s in systems:
         summary[s] = {k: median([rd[s][k] for rd in rounds]) for k in ("clips_per_s", "steady_clips_per_s", "wall_s")}
     ratios = {}
-    for a, b in [("fit", "plain"), ("fit", "loop+CGRNN"), ("loop+CGRNN", "plain")] + (
-            [("fit+compile", "plain"), ("fit+compile", "fit")] if args.compile else []):
+    for a, b in [("fit", "plain"), ("fit", "loop+CGRNN"), ("loop+CGRNN", "plain")]:
         for k in ("clips_per_s", "steady_clips_per_s"):
             ratios[f"{a} / {b} ({k})"] = median([rd[a][k] / rd[b][k] for rd in rounds])
     return {"n_clips": n, "epochs": args.epochs, "rounds": rounds, "median": summary, "paired_ratio_median": ratios}
@@ -327,7 +340,7 @@ def _alternate(fns: Dict[str, callable], repeats: int) -> Dict[str, Dict[str, fl
     return {k: {"wall_s": median(wall[k]), "cpu_s": median(cpu[k]), "min_wall_s": min(wall[k])} for k in fns}
 
 
-def bench_parts(args, X, Y) -> Dict:
+def bench_parts(args, X, Y, only_data: bool = False) -> Dict:
     from skattloc import _fastpath
     from skattloc.data import train_loader
     from skattloc.model import CGRNN, clip_bce
@@ -349,6 +362,41 @@ def bench_parts(args, X, Y) -> Dict:
                   f"  x{base['wall_s'] / v['wall_s']:.2f} wall x{base['cpu_s'] / v['cpu_s']:.2f} cpu", flush=True)
         res[name] = r
         return r
+
+    def data_path():
+        """(e) the training data path: 5 batches of B clips."""
+        if len(X) < 5 * B:
+            return
+        from skattloc.data import ClipDataset, pad_collate
+
+        class ClipByClip(ClipDataset):
+            __getitems__ = None  # the DataLoader then fetches clip by clip and stacks (before)
+
+        dl = train_loader(X, Y, B, args.seed)
+        dl_before = torch.utils.data.DataLoader(ClipByClip(X, Y), batch_size=B, shuffle=True,
+                                                generator=torch.Generator().manual_seed(args.seed), collate_fn=pad_collate)
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        perm = torch.randperm(len(X))
+
+        def five(loader):
+            def f():
+                for i, _ in enumerate(loader):
+                    if i == 4:
+                        break
+            return f
+
+        def gather_batches():
+            for i in range(5):
+                idx = perm[i * B:(i + 1) * B]
+                Xt[idx], Yt[idx]
+
+        report("data, 5 batches", {"tensor gather (plain loop)": gather_batches,
+                                   "DataLoader, clip by clip (before)": five(dl_before),
+                                   "DataLoader, one gather (fit, now)": five(dl)})
+
+    if only_data:
+        data_path()
+        return res
 
     net = CGRNN(n_mels, n_classes, **net_kwargs(args))  # the fast paths
     slow = CGRNN(n_mels, n_classes, **net_kwargs(args))  # plain layers: unfold conv, nn.GRU
@@ -396,24 +444,7 @@ def bench_parts(args, X, Y) -> Dict:
     report("inference batch", {"PlainCGRNN": infer(plain.eval()), "CGRNN, plain layers": infer(slow.eval()),
                                "CGRNN, fast paths (now)": infer(net.eval())})
 
-    # (e) the training data path: 5 batches of B clips
-    if len(X) >= 5 * B:
-        dl = train_loader(X, Y, B, args.seed)
-        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
-        perm = torch.randperm(len(X))
-
-        def loader_batches():
-            for i, _ in enumerate(dl):
-                if i == 4:
-                    break
-
-        def gather_batches():
-            for i in range(5):
-                idx = perm[i * B:(i + 1) * B]
-                Xt[idx], Yt[idx]
-
-        report("data, 5 batches", {"tensor gather (plain loop)": gather_batches,
-                                   "DataLoader + pad_collate (fit)": loader_batches})
+    data_path()
 
     # (f) torch.compile of the network's training step (plain layers and fast paths)
     if args.compile:
@@ -436,8 +467,8 @@ def bench_parts(args, X, Y) -> Dict:
 # ------------------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="small sizes: about 2 minutes on 2 cores")
-    p.add_argument("--sections", default="train,infer,parts", help="comma-separated: train, infer, parts")
+    p.add_argument("--quick", action="store_true", help="fewer clips and repeats: 85 s on 2 quiet cores")
+    p.add_argument("--sections", default="train,infer,parts", help="comma-separated: train, infer, parts (data: only the data-path part)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--n-clips", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=1)
@@ -457,14 +488,13 @@ def parse_args(argv=None):
     p.add_argument("--rnn-layers", type=int, default=3)
     p.add_argument("--dense-units", type=int, default=500)
     p.add_argument("--dropout", type=float, default=0.2)
-    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
+    p.add_argument("--compile", action="store_true", help="parts: also time torch.compile'd training steps (slow to compile)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
+    if "--quick" in (sys.argv[1:] if argv is None else argv):  # smaller defaults; explicit flags still win
+        p.set_defaults(n_clips=200, rounds=2, part_repeats=2, infer_repeats=1)
     args = p.parse_args(argv)
-    args.infer_clips = {1: 50, 16: 160, 100: 300}
-    if args.quick:
-        args.n_clips, args.rounds, args.part_repeats, args.infer_repeats = 200, 2, 2, 1
-        args.infer_clips = {1: 10, 16: 32, 100: 100}
+    args.infer_clips = {1: 10, 16: 32, 100: 100} if args.quick else {1: 50, 16: 160, 100: 300}
     return args
 
 
@@ -494,6 +524,9 @@ def main(argv=None):
     if "parts" in sections:
         print("== optimizations, before -> after (median of alternated repeats)", flush=True)
         results["parts"] = bench_parts(args, X, Y)
+    elif "data" in sections:
+        print("== the training data path only (median of alternated repeats)", flush=True)
+        results["data"] = bench_parts(args, X, Y, only_data=True)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     results["machine"]["loadavg_end"] = None if load is None else [round(v, 2) for v in load]
     print(f"load average at the end: {results['machine']['loadavg_end']}")

@@ -9,7 +9,11 @@ model (3 biGRU x 128, dense 500, att_loc, Adam 1e-3) at batch 100 on 249 x 40 fr
 - a short learning check: fit on synthetic clips, macro EER on held-out ones (chance is
   0.5), outputs finite;
 - inference throughput of ``predict_proba`` and ``localize`` (float32 network) at batch
-  sizes 1, 16, 100 and 1000, with the real-time factor.
+  sizes 1, 16, 100 and 1000, with the real-time factor;
+- where a fit's host time goes (Lightning's ``SimpleProfiler``: median ms per training
+  batch for the step, the backward pass, fetching and moving the batch);
+- how far GPU probabilities are from the CPU's, with cuDNN's TF32 on (PyTorch's default)
+  and off.
 
 Needs only torch, lightning, scikit-learn and skattloc: the features are synthetic log-mel
 frames made here (or ``--npz`` with ``X``, ``Y`` arrays), no audio is read, and if
@@ -29,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import platform
 import sys
 import time
@@ -144,6 +147,11 @@ def main(argv=None):
     p.add_argument("--precisions", default=",".join(PRECISIONS))
     p.add_argument("--npz", default=None, help="optional .npz with X (n, frames, mels) and Y (n, classes)")
     p.add_argument("--budget-s", type=float, default=110.0, help="skip what is left after this many seconds")
+    p.add_argument("--batch-size", type=int, default=100, help="training batch size (the paper's: 100)")
+    p.add_argument("--rounds", type=int, default=2, help="fit and the plain loop run alternately this many times")
+    p.add_argument("--sections", default="train,learn,infer,profile,tf32",
+                   help="comma-separated: train, learn, infer, profile, tf32")
+    p.add_argument("--profile-precision", default="bf16-mixed", help="precision of the profiled fit")
     args = p.parse_args(argv)
     t_start = time.perf_counter()
 
@@ -161,7 +169,8 @@ def main(argv=None):
                     learn_epochs=10, infer_clips=3000)
         net_kw = dict(rnn_hidden=128, rnn_layers=3, dense_units=500)  # the paper's model
         lr = 1e-3
-    batch = 100
+    batch = args.batch_size
+    sections = set(args.sections.split(","))
     n_classes = 5
     info = {
         "python": platform.python_version(), "torch": torch.__version__,
@@ -208,23 +217,30 @@ def main(argv=None):
     precisions = [q for q in args.precisions.split(",") if q]
 
     # 1. training throughput: fit vs a plain loop, per precision
-    for prec in precisions:
+    for prec in precisions if "train" in sections else ():
         if over_budget(f"train_speed {prec}"):
             break
         try:
             if gpu:
                 torch.cuda.reset_peak_memory_stats()
-            clock = EpochClock()
-            t0 = time.perf_counter()
-            AttLocTagger(**tagger_kw, precision=prec, max_epochs=size["speed_epochs"], callbacks=[clock]).fit(Xs, Ys)
-            fit_total = time.perf_counter() - t0
-            net = CGRNN(n_mels, Ys.shape[1], **net_kw)
-            loop_times = plain_loop(net, Xs, Ys, size["speed_epochs"], batch, lr, prec, device, 0)
             n = len(Xs)
+            fit_rates, loop_rates, fit_epochs, loop_epochs = [], [], [], []
+            for _ in range(args.rounds):  # alternate: clocks and other tenants drift
+                clock = EpochClock()
+                t0 = time.perf_counter()
+                AttLocTagger(**tagger_kw, precision=prec, max_epochs=size["speed_epochs"], callbacks=[clock]).fit(Xs, Ys)
+                fit_total = time.perf_counter() - t0
+                net = CGRNN(n_mels, Ys.shape[1], **net_kw)
+                loop_times = plain_loop(net, Xs, Ys, size["speed_epochs"], batch, lr, prec, device, 0)
+                fit_rates.append(n / float(np.median(clock.times[1:])))
+                loop_rates.append(n / float(np.median(loop_times[1:])))
+                fit_epochs.append(clock.times)
+                loop_epochs.append(loop_times)
             row = {
-                "fit_clips_per_s": n / float(np.median(clock.times[1:])),
-                "plain_loop_clips_per_s": n / float(np.median(loop_times[1:])),
-                "fit_epoch_s": clock.times, "plain_epoch_s": loop_times, "fit_total_s": fit_total,
+                "fit_clips_per_s": float(np.median(fit_rates)),
+                "plain_loop_clips_per_s": float(np.median(loop_rates)),
+                "fit_clips_per_s_each_round": fit_rates, "plain_clips_per_s_each_round": loop_rates,
+                "fit_epoch_s": fit_epochs, "plain_epoch_s": loop_epochs, "fit_total_s_last": fit_total,
                 "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if gpu else None,
             }
             row["fit_over_plain"] = row["fit_clips_per_s"] / row["plain_loop_clips_per_s"]
@@ -241,7 +257,7 @@ def main(argv=None):
             row["speedup_vs_32_true"] = row["fit_clips_per_s"] / base
 
     # 2. learning check, per precision
-    for prec in precisions:
+    for prec in precisions if "learn" in sections else ():
         if over_budget(f"learning {prec}"):
             break
         try:
@@ -265,7 +281,7 @@ def main(argv=None):
         save()
 
     # 3. inference throughput (the fitted network runs in float32)
-    if not over_budget("inference"):
+    if "infer" in sections and not over_budget("inference"):
         try:
             tagger = AttLocTagger(**tagger_kw, max_epochs=1).fit(Xs[:batch], Ys[:batch])
             secs = clip_seconds(n_frames)
@@ -286,6 +302,59 @@ def main(argv=None):
                 save()
         except Exception as exc:
             results["errors"]["inference"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            traceback.print_exc()
+    # 4. where a fit's host time goes: Lightning's SimpleProfiler, per training batch
+    if "profile" in sections and not over_budget("profile"):
+        try:
+            import tempfile
+
+            from lightning.pytorch.profilers import SimpleProfiler
+
+            with tempfile.TemporaryDirectory() as tmp:
+                prof = SimpleProfiler(dirpath=tmp, filename="fit")
+                AttLocTagger(**tagger_kw, precision=args.profile_precision, max_epochs=2,
+                             trainer_kwargs={"profiler": prof}).fit(Xs, Ys)
+                keys = {"run_training_batch": "training batch (all)",
+                        "[Strategy]SingleDeviceStrategy.training_step": "forward + loss",
+                        "[Strategy]SingleDeviceStrategy.backward": "backward",
+                        "[_TrainingEpochLoop].train_dataloader_next": "next batch from the DataLoader",
+                        "[Strategy]SingleDeviceStrategy.batch_to_device": "batch to the device"}
+                row = {"precision": args.profile_precision}
+                for key, label in keys.items():
+                    durations = prof.recorded_durations.get(key, [])
+                    if durations:  # the median: the first steps carry one-off warm-up costs
+                        row[label] = {"median_ms": 1e3 * float(np.median(durations)),
+                                      "mean_ms": 1e3 * float(np.mean(durations)), "calls": len(durations)}
+                        print(f"profile {args.profile_precision}: {label:>32}: {row[label]['median_ms']:7.3f} ms "
+                              f"median over {len(durations)} calls (mean {row[label]['mean_ms']:.3f})", flush=True)
+            results["profile"] = row
+        except Exception as exc:
+            results["errors"]["profile"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            traceback.print_exc()
+        save()
+
+    # 5. GPU against CPU predictions of one CPU-fitted network, TF32 on (PyTorch's default
+    # for cuDNN) and off
+    if gpu and "tf32" in sections and not over_budget("tf32"):
+        try:
+            small = AttLocTagger(rnn_hidden=32, rnn_layers=2, dense_units=64, max_epochs=3, accelerator="cpu",
+                                 random_state=0).fit(Xl[:500], Yl[:500])
+            cpu = small.predict_proba(Xt)
+            small.set_params(accelerator="gpu")
+            flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            try:
+                on = small.predict_proba(Xt)
+                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+                off = small.predict_proba(Xt)
+            finally:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+            results["tf32"] = {"cudnn_allow_tf32_default": flags[0],
+                               "max_abs_diff_vs_cpu_default": float(np.abs(on - cpu).max()),
+                               "max_abs_diff_vs_cpu_tf32_off": float(np.abs(off - cpu).max())}
+            print(f"tf32: GPU vs CPU probabilities, max abs difference {results['tf32']['max_abs_diff_vs_cpu_default']:.2e} "
+                  f"(default), {results['tf32']['max_abs_diff_vs_cpu_tf32_off']:.2e} (TF32 off)", flush=True)
+        except Exception as exc:
+            results["errors"]["tf32"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             traceback.print_exc()
     save()
     print(f"done in {results['elapsed_s']} s; wrote {args.out}; errors: {list(results['errors']) or 'none'}")

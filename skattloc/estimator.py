@@ -581,6 +581,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 created_dir = not os.path.isdir(self.checkpoint_dir)
                 ckpt_callbacks, plugins = _persist.training_callbacks(self, fingerprint, train_dl.generator)
             trainer = self._make_trainer(history, ckpt_callbacks, plugins)
+            root = trainer.strategy.root_device
+            if root.type == "cuda" and trainer.world_size == 1:
+                # One GPU: small in-memory data live on it for the fit (docs/performance.md).
+                _data.move_to_device_if_small([train_dl, val_dl], root, torch.cuda.mem_get_info(root)[0])
             trainer.fit(
                 module, train_dataloaders=train_dl, val_dataloaders=val_dl,
                 ckpt_path=None if resume_from is None else os.fspath(resume_from),

@@ -267,10 +267,12 @@ class CGRNN(nn.Module):
         CGRNNOutput
         """
         batch, n_frames, _ = x.shape
-        if lengths is None:
+        if lengths is None or (lengths.device.type == "cpu" and bool((lengths == n_frames).all())):
+            # Every frame valid; for lengths on the host (as the estimator passes them) this
+            # check needs no device round trip, and the mask is made on the device.
             mask = torch.ones(batch, n_frames, dtype=torch.bool, device=x.device)
         else:
-            mask = length_mask(lengths.to(x.device), n_frames)
+            mask = length_mask(lengths.to(x.device, non_blocking=True), n_frames)
         x = (x - self.input_mean) / self.input_scale
         y_cnn = self._cnn(x)
         att = loc = None

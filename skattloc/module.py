@@ -190,6 +190,16 @@ class AttLocModule(pl.LightningModule):
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None):
         return self.model(x, lengths)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        # The clip lengths stay on the CPU: the network reads them on the host (are all
+        # clips full length? pack_padded_sequence wants them there), which on a GPU would
+        # be a device-to-host sync every step. x and y move as usual (non-blocking).
+        if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[1], torch.Tensor):
+            x, lengths, y = batch
+            x, y = super().transfer_batch_to_device((x, y), device, dataloader_idx)
+            return x, lengths, y
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def augment(self, x, lengths, y):
         """The training-time augmentations (SpecAugment, then mixup) of one batch."""
         fill = self.model.input_mean
