@@ -190,6 +190,11 @@ def main(argv=None):
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1, default=float)
 
+    def record_error(what, exc):
+        """Keep going: one section failing must not hide the others."""
+        results["errors"][what] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        traceback.print_exc()
+
     def over_budget(what):
         if time.perf_counter() - t_start > args.budget_s:
             results["errors"][what] = f"skipped: over the {args.budget_s:.0f} s budget"
@@ -248,8 +253,7 @@ def main(argv=None):
             print(f"train {prec:>10}: fit {row['fit_clips_per_s']:8.1f} clips/s, plain loop "
                   f"{row['plain_loop_clips_per_s']:8.1f} clips/s, ratio {row['fit_over_plain']:.3f}", flush=True)
         except Exception as exc:  # record and go on: one precision failing must not hide the others
-            results["errors"][f"train_speed {prec}"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            traceback.print_exc()
+            record_error(f"train_speed {prec}", exc)
         save()
     base = results["train_speed"].get("32-true", {}).get("fit_clips_per_s")
     for prec, row in results["train_speed"].items():
@@ -276,8 +280,7 @@ def main(argv=None):
             print(f"learn {prec:>10}: EER {row['eer_macro']:.3f} (chance 0.5), finite {row['finite_outputs']}, "
                   f"loss {row['train_loss_first_last'][0]:.3f} -> {row['train_loss_first_last'][1]:.3f}", flush=True)
         except Exception as exc:
-            results["errors"][f"learning {prec}"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            traceback.print_exc()
+            record_error(f"learning {prec}", exc)
         save()
 
     # 3. inference throughput (the fitted network runs in float32)
@@ -301,8 +304,7 @@ def main(argv=None):
                 results["inference"][str(bs)] = row
                 save()
         except Exception as exc:
-            results["errors"]["inference"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            traceback.print_exc()
+            record_error("inference", exc)
     # 4. where a fit's host time goes: Lightning's SimpleProfiler, per training batch
     if "profile" in sections and not over_budget("profile"):
         try:
@@ -329,8 +331,7 @@ def main(argv=None):
                               f"median over {len(durations)} calls (mean {row[label]['mean_ms']:.3f})", flush=True)
             results["profile"] = row
         except Exception as exc:
-            results["errors"]["profile"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            traceback.print_exc()
+            record_error("profile", exc)
         save()
 
     # 5. GPU against CPU predictions of one CPU-fitted network, TF32 on (PyTorch's default
@@ -354,8 +355,7 @@ def main(argv=None):
             print(f"tf32: GPU vs CPU probabilities, max abs difference {results['tf32']['max_abs_diff_vs_cpu_default']:.2e} "
                   f"(default), {results['tf32']['max_abs_diff_vs_cpu_tf32_off']:.2e} (TF32 off)", flush=True)
         except Exception as exc:
-            results["errors"]["tf32"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            traceback.print_exc()
+            record_error("tf32", exc)
     save()
     print(f"done in {results['elapsed_s']} s; wrote {args.out}; errors: {list(results['errors']) or 'none'}")
     return results

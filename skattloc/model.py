@@ -238,11 +238,11 @@ class CGRNN(nn.Module):
         return torch.relu(y.amax(dim=2))
 
     def _rnn(self, y: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+        """The biGRU; ``lengths`` is None when every frame of every clip is valid."""
         n_frames = y.shape[1]
-        full = lengths is None or bool((lengths == n_frames).all())
         if getattr(self, "cpu_fast_path", True) and _fastpath.supports(self.gru, y) and (torch.is_grad_enabled() or y.shape[0] >= 8):
-            return _fastpath.bigru(self.gru, y, None if full else lengths)
-        if full:
+            return _fastpath.bigru(self.gru, y, lengths)
+        if lengths is None:
             h, _ = self.gru(y)
             return h
         # Variable lengths: pack, so the backward direction starts at each clip's last
@@ -267,9 +267,9 @@ class CGRNN(nn.Module):
         CGRNNOutput
         """
         batch, n_frames, _ = x.shape
-        if lengths is None or (lengths.device.type == "cpu" and bool((lengths == n_frames).all())):
-            # Every frame valid; for lengths on the host (as the estimator passes them) this
-            # check needs no device round trip, and the mask is made on the device.
+        if lengths is not None and bool((lengths == n_frames).all()):
+            lengths = None  # checked once here; the estimator keeps lengths on the host, so no device round trip
+        if lengths is None:
             mask = torch.ones(batch, n_frames, dtype=torch.bool, device=x.device)
         else:
             mask = length_mask(lengths.to(x.device, non_blocking=True), n_frames)
