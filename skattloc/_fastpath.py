@@ -67,14 +67,10 @@ def _forward_loop(gi: Tensor, w_hh_t: Tensor, b_hh: Tensor, mask: Optional[Tenso
     for s in range(T):
         h = hs[:, s]
         g = gi[:, s]
-        if store:
-            gh = torch.baddbmm(b_hh, h, w_hh_t, out=gh_all[:, s])
-            r_z = torch.add(g[..., : 2 * H], gh[..., : 2 * H], out=rz[:, s]).sigmoid_()
-            n = torch.addcmul(g[..., 2 * H :], r_z[..., :H], gh[..., 2 * H :], out=nn_[:, s]).tanh_()
-        else:
-            gh = torch.baddbmm(b_hh, h, w_hh_t)
-            r_z = torch.add(g[..., : 2 * H], gh[..., : 2 * H]).sigmoid_()
-            n = torch.addcmul(g[..., 2 * H :], r_z[..., :H], gh[..., 2 * H :]).tanh_()
+        # with ``store``, the step writes straight into the tensors kept for the backward pass
+        gh = torch.baddbmm(b_hh, h, w_hh_t, out=gh_all[:, s] if store else None)
+        r_z = torch.add(g[..., : 2 * H], gh[..., : 2 * H], out=rz[:, s] if store else None).sigmoid_()
+        n = torch.addcmul(g[..., 2 * H :], r_z[..., :H], gh[..., 2 * H :], out=nn_[:, s] if store else None).tanh_()
         h_new = torch.addcmul(n, r_z[..., H:], h - n, out=hs[:, s + 1])
         if mask is not None:
             h_new.mul_(mask[:, s])

@@ -177,9 +177,7 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
 
     def _validate_params(self):
         for name in ("n_components", "n_mfcc", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            _data.check_positive_int(getattr(self, name), name)
         if self.max_frames is not None and (
             isinstance(self.max_frames, bool) or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 1
         ):

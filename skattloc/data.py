@@ -154,8 +154,6 @@ def _as_float(a: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
-    if np.iscomplexobj(a):
-        raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
     with np.errstate(over="ignore"):  # values beyond float32 become Inf: _check_finite names them
         return np.ascontiguousarray(a, dtype=np.float32)
 
@@ -405,6 +403,12 @@ def inference_loader(X: ClipsLike, batch_size: int) -> DataLoader:
     """
     sampler = SortedBatchSampler(clip_lengths(X), batch_size)
     return DataLoader(ClipDataset(X), batch_sampler=sampler, collate_fn=pad_collate)
+
+
+def check_positive_int(value, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is an int >= 1 (``bool`` is not an int here)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_random_seed(random_state) -> int:

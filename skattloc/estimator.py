@@ -7,7 +7,7 @@ import logging
 import numbers
 import os
 import warnings
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch
@@ -290,13 +290,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         return tags
 
     def _validate_params(self) -> None:
-        def positive_int(name):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-
         for name in ("n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size", "max_epochs", "patience"):
-            positive_int(name)
+            _data.check_positive_int(getattr(self, name), name)
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.loc_activation not in LOC_ACTIVATIONS:
@@ -545,14 +540,14 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        X_train = _data.subset(X, train_idx)  # X itself when there is no validation split
         with torch.random.fork_rng(devices=devices), _quiet(self.verbose):
             torch.manual_seed(seed)
             if warm:  # a copy: a fit that fails (e.g. NaN loss) leaves model_ as it was
                 model = copy.deepcopy(self.model_).train()
             else:
-                X_train = _data.subset(X, train_idx) if val_idx is not None else X
                 mean, scale = _data.feature_stats(X_train)
-                model = self._build_model(X_train[0].shape[-1], Yb.shape[1])
+                model = self._build_model(len(mean), Yb.shape[1])
                 model.set_input_stats(mean, scale)
             module = AttLocModule(
                 model,
@@ -564,9 +559,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 freq_mask_width=self.freq_mask_width,
                 mixup_alpha=self.mixup_alpha,
             )
-            train_dl = _data.train_loader(  # no split: X itself, not a copy of it
-                X if val_idx is None else _data.subset(X, train_idx), Yb[train_idx], self.batch_size, seed, self.num_workers
-            )
+            train_dl = _data.train_loader(X_train, Yb[train_idx], self.batch_size, seed, self.num_workers)
             val_dl = None
             if val_idx is not None:
                 val_dl = _data.train_loader(
@@ -658,15 +651,15 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         all_lengths = _data.clip_lengths(X)
         long_idx = np.flatnonzero(all_lengths > window) if window else np.empty(0, dtype=np.int64)
         short_idx = np.setdiff1d(np.arange(n), long_idx)
-        loader = _data.inference_loader(_data.subset(X, short_idx) if len(long_idx) else X, self.batch_size)
-        order = short_idx[loader.batch_sampler.order] if len(long_idx) else loader.batch_sampler.order
+        loader = _data.inference_loader(_data.subset(X, short_idx), self.batch_size)  # X itself if none is long
+        order = short_idx[loader.batch_sampler.order]
         clip = np.empty((n, len(self.classes_)), dtype=np.float32)
         per_clip = {key: [None] * n for key in frames}
         pos = 0
         try:
             with torch.inference_mode():
                 for x, lengths, _ in loader:
-                    out = model(x.to(device), lengths.to(device))
+                    out = model(x.to(device), lengths)  # lengths stay on the host (read there below)
                     idx = order[pos : pos + len(lengths)]
                     pos += len(lengths)
                     clip[idx] = out.clip.float().cpu().numpy()
@@ -954,7 +947,7 @@ class _BestWeights(Callback):
         loss = trainer.callback_metrics.get("val_loss")
         if loss is not None and float(loss) < self.best:
             self.best = float(loss)
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
 
     def on_fit_end(self, trainer, pl_module):
         if self.state is not None:

@@ -28,6 +28,8 @@ from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
+from .data import check_positive_int as _check_positive_int
+
 __all__ = ["AudioLoadError", "LogMelExtractor", "load_audio"]
 
 
@@ -137,11 +139,6 @@ def _one_blas_thread():
     if _BLAS_CONTROLLER is None:
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def _is_path(x):

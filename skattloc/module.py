@@ -203,6 +203,8 @@ class AttLocModule(pl.LightningModule):
     def augment(self, x, lengths, y):
         """The training-time augmentations (SpecAugment, then mixup) of one batch."""
         fill = self.model.input_mean
+        if lengths is not None and bool((lengths == x.shape[1]).all()):
+            lengths = None  # all frames valid (lengths live on the host: no device sync in mixup)
         if self.spec_augment > 0:
             x = spec_augment(x, lengths, self.spec_augment, self.time_mask_width, self.freq_mask_width, fill)
         if self.mixup_alpha > 0:
