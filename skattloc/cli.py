@@ -23,6 +23,8 @@ import time
 import warnings
 from pathlib import Path
 
+from .datasets import _list_preview, _repeated, _split_tags
+
 __all__ = ["main", "build_parser", "CLIError"]
 
 #: Extensions that the commands pick up when given a folder (case-insensitive).
@@ -31,8 +33,6 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".
 # Extractor parameters recorded with a model trained by ``skattloc fit`` (plain data), so
 # that predict/localize/evaluate compute the same features.
 _FEATURE_KEYS = ("sr", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "log_offset", "resample", "window")
-# Frame quantity of AttLocTagger.frame_outputs that each ``localization`` value returns.
-_LOCALIZATION_KEYS = {"paper": "weighted", "frame": "frame", "loc": "loc"}
 
 
 class CLIError(Exception):
@@ -394,15 +394,16 @@ def _read_csv_list(path):
             missing.append(name)
         names.append(name)
         paths.append(str(full))
-        tags.append(sorted({t.strip() for t in row["tags"].split(",") if t.strip()}))
+        tags.append(_split_tags(row["tags"]))
         if "fold" in row:
             try:
                 folds.append(int(row["fold"]))
             except ValueError:
                 raise CLIError(f"{str(path)!r} line {line}: fold must be an integer, got {row['fold']!r}") from None
     if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (", ..." if len(missing) > 5 else "")
-        raise CLIError(f"{len(missing)} audio file(s) listed in {str(path)!r} not found (relative to {str(base)!r}): {shown}")
+        raise CLIError(
+            f"{len(missing)} audio file(s) listed in {str(path)!r} not found (relative to {str(base)!r}): {_list_preview(missing)}"
+        )
     return names, paths, tags, (folds if "fold" in rows[0] else None)
 
 
@@ -424,11 +425,7 @@ def _collect_audio(inputs, ext_text):
             paths.append(str(p))
         else:
             raise CLIError(f"audio file or folder not found: {item!r}")
-    seen, dupes = set(), []
-    for n in names:
-        if n in seen:
-            dupes.append(n)
-        seen.add(n)
+    dupes = _repeated(names)
     if dupes:
         raise CLIError(f"the inputs name some files twice: {', '.join(repr(d) for d in dupes[:5])}")
     return names, paths
@@ -439,15 +436,6 @@ def _chunks(n, size):
         yield slice(start, min(start + size, n))
 
 
-def _save_model(tagger, path):
-    if hasattr(type(tagger), "save"):  # the safe format (skattloc.persistence)
-        return tagger.save(path)
-    import joblib  # pragma: no cover - older skattloc without AttLocTagger.save
-
-    joblib.dump(tagger, path)
-    return path
-
-
 def _load_model(path, jobs=None, quiet=False):
     """``(tagger, extractor)`` from a model file."""
     from . import AttLocTagger, LogMelExtractor
@@ -455,12 +443,7 @@ def _load_model(path, jobs=None, quiet=False):
     p = Path(path).expanduser()
     if not p.is_file():
         raise CLIError(f"model file not found: {str(path)!r}" + (" (it is a folder)" if p.is_dir() else ""))
-    if hasattr(AttLocTagger, "load"):
-        tagger = AttLocTagger.load(p)
-    else:  # pragma: no cover - older skattloc without the safe format
-        import joblib
-
-        tagger = joblib.load(p)
+    tagger = AttLocTagger.load(p)
     params = getattr(tagger, "feature_params_", None)
     if not isinstance(params, dict):
         warnings.warn(
@@ -481,28 +464,24 @@ def _extract(extractor, paths):
 
 
 def _frame_scores(tagger, X, want_attention=False):
-    """``(clip_proba, [frame scores per clip], [attention per clip or None])``.
-
-    One forward pass (``frame_outputs``) when the ``localization`` quantity is among its
-    outputs, else a second one (``localize``) for it.
-    """
-    import numpy as np
-
-    key = _LOCALIZATION_KEYS.get(getattr(tagger, "localization", None))
-    outs = tagger.frame_outputs(X)
-    proba = np.stack([o["clip"] for o in outs])
-    scores = [o[key] for o in outs] if key is not None and key in outs[0] else list(tagger.localize(X))
-    att = [o.get("att") for o in outs] if want_attention else [None] * len(X)
-    return proba, scores, att
+    """``(clip_proba, [frame scores per clip], [attention per clip or None])``, from one
+    forward pass: the frame scores are what ``tagger.localize`` returns."""
+    keys = (tagger.localization,) + (("att",) if want_attention and tagger.pooling != "mean" else ())
+    proba, per_clip, _ = tagger._forward(X, frames=keys)
+    att = per_clip["att"] if "att" in per_clip and want_attention else [None] * len(proba)
+    return proba, per_clip[tagger.localization], att
 
 
 def _check_event_options(tagger, args):
-    """Fail on a bad --localization or --frame-threshold before any audio is read."""
+    """Fail on a bad --localization or --frame-threshold before any audio is read.
+
+    Returns the model's tags and the clip threshold that gates events (``--clip-threshold``,
+    else the model's ``threshold``).
+    """
     classes = _classes(tagger)
     if args.localization is not None:
         tagger.set_params(localization=args.localization)
-        if hasattr(tagger, "_validate_params"):
-            tagger._validate_params()  # e.g. "loc" needs pooling="att_loc": a clear ValueError
+        tagger._validate_params()  # e.g. "loc" needs pooling="att_loc": a clear ValueError
     threshold = args.frame_threshold
     if isinstance(threshold, dict):
         missing = [c for c in classes if c not in threshold]
@@ -512,6 +491,7 @@ def _check_event_options(tagger, args):
                 f"--frame-threshold must give a value for every tag {classes}"
                 + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "")
             )
+    return classes, tagger.threshold if args.clip_threshold is None else args.clip_threshold
 
 
 def _median_frames(seconds, hop_s):
@@ -547,26 +527,12 @@ def _duration(extractor, n_frames):
 
 
 def _plot_file(plot_dir, name, features, scores, attention, clip_scores, classes, extractor):
-    try:
-        from .plotting import plot_localization
-    except ImportError:  # pragma: no cover - older skattloc without skattloc.plotting
-        plot_localization = None
-    if plot_localization is not None:
-        fig = plot_localization(
-            features, scores, classes, attention=attention, hop_s=extractor.hop_seconds,
-            offset_s=extractor.frame_offset_seconds, clip_scores=clip_scores, title=name,
-        )
-    else:  # pragma: no cover
-        from matplotlib.figure import Figure
+    from .plotting import plot_localization
 
-        fig = Figure(figsize=(9, 4), layout="constrained")
-        ax = fig.subplots()
-        t = extractor.frame_times(len(scores))
-        for k, c in enumerate(classes):
-            ax.plot(t, scores[:, k], label=str(c))
-        ax.set_xlabel("time (s)")
-        ax.legend()
-        ax.set_title(name)
+    fig = plot_localization(
+        features, scores, classes, attention=attention, hop_s=extractor.hop_seconds,
+        offset_s=extractor.frame_offset_seconds, clip_scores=clip_scores, title=name,
+    )
     safe = name.replace("/", "__").replace("\\", "__")
     out = Path(plot_dir) / (safe + ".png")
     fig.savefig(out, dpi=90)
@@ -604,8 +570,7 @@ def _cmd_fit(args):
             raise CLIError(f"--param {key}: AttLocTagger has no parameter {key!r}; known: {', '.join(sorted(known))}")
         params[key] = value
     tagger = AttLocTagger(**params)
-    if hasattr(tagger, "_validate_params"):
-        tagger._validate_params()  # fail on a bad option before the long feature extraction
+    tagger._validate_params()  # fail on a bad option before the long feature extraction
     if args.kernel_size > args.n_mels:
         raise CLIError(f"--kernel-size {args.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
     extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=not args.quiet)
@@ -620,7 +585,7 @@ def _cmd_fit(args):
     tagger.fit(X, tags)
     tagger.set_params(callbacks=None)
     tagger.feature_params_ = {k: v for k, v in extractor.get_params().items() if k in _FEATURE_KEYS}
-    _save_model(tagger, out)
+    tagger.save(out)  # the safe format (skattloc.persistence)
     loss = tagger.history_[-1].get("train_loss", float("nan")) if tagger.history_ else float("nan")
     print(
         f"trained {tagger.n_epochs_} epoch(s) in {time.perf_counter() - t0:.1f} s (final train_loss "
@@ -703,9 +668,7 @@ def _cmd_localize(args):
         Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
     names, paths = _collect_audio(args.inputs, args.ext)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
-    _check_event_options(tagger, args)
-    classes = _classes(tagger)
-    clip_threshold = tagger.threshold if args.clip_threshold is None else args.clip_threshold
+    classes, clip_threshold = _check_event_options(tagger, args)
     events = []
     with _progress(total=len(paths), desc="localize", unit="file", disable=args.quiet) as bar:
         for sl in _chunks(len(paths), args.chunk):
@@ -742,13 +705,11 @@ def _cmd_evaluate(args):
         kept = set(names)
         strong = [e for e in read_events_tsv(sp) if e[0] in kept]
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
-    _check_event_options(tagger, args)
-    classes = _classes(tagger)
+    classes, clip_threshold = _check_event_options(tagger, args)
     unknown = sorted({t for ts in tags for t in ts} - set(classes))
     if unknown:
         raise CLIError(f"the data has tags {unknown} that the model does not know (its tags: {classes})")
     Y = np.array([[int(c in ts) for c in classes] for ts in tags], dtype=int)
-    clip_threshold = tagger.threshold if args.clip_threshold is None else args.clip_threshold
     proba = np.empty(Y.shape, dtype=np.float32)
     est, durations = [], {}
     with _progress(total=len(paths), desc="evaluate", unit="file", disable=args.quiet) as bar:

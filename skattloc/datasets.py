@@ -216,6 +216,21 @@ def make_weak_events(
 
 
 # --------------------------------------------------------------------------- loaders
+def _split_tags(text):
+    """Sorted, de-duplicated tags of a comma-separated cell (blanks dropped)."""
+    return sorted({t.strip() for t in text.split(",") if t.strip()})
+
+
+def _repeated(names):
+    """The items of ``names`` seen before, in order (each repeat once per extra time)."""
+    seen, repeats = set(), []
+    for name in names:
+        if name in seen:
+            repeats.append(name)
+        seen.add(name)
+    return repeats
+
+
 def _list_preview(names, n=5):
     shown = ", ".join(repr(str(x)) for x in list(names)[:n])
     return shown + (", ..." if len(names) > n else "")
@@ -381,7 +396,7 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
     filenames, tag_lists, folds = [], [], []
     for line_no, row in rows:
         filenames.append(row["filename"])
-        tag_lists.append(sorted({t.strip() for t in row["tags"].split(",") if t.strip()}))
+        tag_lists.append(_split_tags(row["tags"]))
         if "fold" in row:
             try:
                 folds.append(int(row["fold"]))
@@ -391,13 +406,10 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
                 ) from None
     if not filenames:
         raise ValueError(f"{str(weak_path)!r} lists no clips")
-    seen, dupes = set(), []
-    for fn in filenames:
-        if fn in seen:
-            dupes.append(fn)
-        seen.add(fn)
+    dupes = _repeated(filenames)
     if dupes:
         raise ValueError(f"{str(weak_path)!r} lists {len(dupes)} filenames twice: {_list_preview(dupes)}")
+    listed = set(filenames)
     classes = _resolve_classes(classes, tag_lists, repr(str(weak_path)))
     audio_dir = root / "audio"
     _check_files_exist(audio_dir, filenames, "audio")
@@ -420,7 +432,7 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
                 raise ValueError(
                     f"{str(strong_path)!r} line {line_no}: need 0 <= onset <= offset, got {onset}, {offset}"
                 )
-            if row["filename"] not in seen:
+            if row["filename"] not in listed:
                 bad_files.append(row["filename"])
             if row["event_label"] not in classes:
                 bad_labels.append(row["event_label"])

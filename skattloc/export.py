@@ -133,7 +133,7 @@ def _metadata(estimator, model, names):
 
 def _prepare(estimator):
     model = _network(estimator)
-    names = output_names(estimator)
+    names = output_names(model)
     # A copy on the CPU in eval mode: the estimator's own network is left as it was.
     import copy
 

@@ -114,11 +114,11 @@ def _check_clip_arrays(y_true, y_score):
     return y_true, y_score
 
 
-def _as_clip_list(x, name, ndim_per_clip=2):
+def _as_clip_list(x, name):
     """Turn a 3-D array or a list of 2-D arrays into a list of 2-D float arrays."""
     if isinstance(x, np.ndarray):
         arr = _as_float_array(x, name)
-        if arr.ndim == ndim_per_clip + 1:
+        if arr.ndim == 3:
             return [arr[i] for i in range(arr.shape[0])]
         raise ValueError(
             f"{name} must be an array of shape (n_clips, n_frames, n_classes) or a list "
@@ -132,7 +132,7 @@ def _as_clip_list(x, name, ndim_per_clip=2):
     clips = []
     for i, clip in enumerate(x):
         c = _as_float_array(clip, f"{name}[{i}]")
-        if c.ndim != ndim_per_clip:
+        if c.ndim != 2:
             raise ValueError(
                 f"{name}[{i}] must be 2-D (n_frames, n_classes); got shape {c.shape}."
             )
@@ -173,13 +173,8 @@ def _check_frame_inputs(y_true, y_score):
 
 
 def _reduce(values, average):
-    values = np.asarray(values, dtype=np.float64)
-    if average is None:
-        return values
-    finite = ~np.isnan(values)
-    if not finite.any():
-        return float("nan")
-    return float(np.mean(values[finite]))
+    """Per-class values (``average=None``) or their mean over defined (non-NaN) classes."""
+    return np.asarray(values, dtype=np.float64) if average is None else _nanmean(values)
 
 
 def _warn_undefined(metric, k, reason):
@@ -737,22 +732,15 @@ def _group_by_file(ref, est, filenames):
     return groups
 
 
-def _precision(ntp, nsys):
-    return float(ntp / nsys) if nsys > 0 else float("nan")
-
-
-def _recall(ntp, nref):
-    return float(ntp / nref) if nref > 0 else float("nan")
-
-
 def _f_measure(p, r):
     if p == 0 and r == 0:
         return 0.0
     return float(2.0 * p * r / (p + r))
 
 
-def _rate(count, nref):
-    return float(count / nref) if nref > 0 else float("nan")
+def _rate(count, total):
+    """``count / total``, NaN when ``total`` is 0 (precision, recall, error rates)."""
+    return float(count / total) if total > 0 else float("nan")
 
 
 def _nanmean(values):
@@ -765,10 +753,10 @@ def _class_wise_block(classes, cw):
     class_wise = {}
     for c in classes:
         d = cw[c]
-        p = _precision(d["tp"], d["sys"])
-        r = _recall(d["tp"], d["ref"])
-        dr = _rate(d["fn"], d["ref"])
-        ir = _rate(d["fp"], d["ref"])
+        p = _rate(d["tp"], d["sys"])  # precision
+        r = _rate(d["tp"], d["ref"])  # recall
+        dr = _rate(d["ref"] - d["tp"], d["ref"])  # missed (false negatives) per reference
+        ir = _rate(d["sys"] - d["tp"], d["ref"])  # false positives per reference
         class_wise[c] = {
             "f_measure": _f_measure(p, r),
             "precision": p,
@@ -788,8 +776,8 @@ def _class_wise_block(classes, cw):
 
 
 def _overall_block(ntp, nref, nsys, S, D, I):
-    p = _precision(ntp, nsys)
-    r = _recall(ntp, nref)
+    p = _rate(ntp, nsys)  # precision
+    r = _rate(ntp, nref)  # recall
     sr, dr, ir = _rate(S, nref), _rate(D, nref), _rate(I, nref)
     return {
         "f_measure": _f_measure(p, r),
@@ -897,7 +885,7 @@ def segment_based_metrics(
     class_index = {c: k for k, c in enumerate(classes)}
 
     tot = dict(tp=0, ref=0, sys=0, S=0, D=0, I=0)
-    cw = {c: dict(tp=0, ref=0, sys=0, fn=0, fp=0) for c in classes}
+    cw = {c: dict(tp=0, ref=0, sys=0) for c in classes}
     for fn, (r_ev, e_ev) in groups.items():
         if durations is None:
             length = max([e[2] for e in r_ev + e_ev], default=0.0)
@@ -930,8 +918,6 @@ def segment_based_metrics(
             cw[c]["tp"] += int(tp[:, k].sum())
             cw[c]["ref"] += int(R[:, k].sum())
             cw[c]["sys"] += int(E[:, k].sum())
-            cw[c]["fn"] += int((R[:, k] & ~E[:, k]).sum())
-            cw[c]["fp"] += int((E[:, k] & ~R[:, k]).sum())
 
     out = _overall_block(tot["tp"], tot["ref"], tot["sys"], tot["S"], tot["D"], tot["I"])
     out["n_files"] = len(groups)
@@ -1081,7 +1067,7 @@ def event_based_metrics(
         return True
 
     tot = dict(tp=0, ref=0, sys=0, subs=0)
-    cw = {c: dict(tp=0, ref=0, sys=0, fn=0, fp=0) for c in classes}
+    cw = {c: dict(tp=0, ref=0, sys=0) for c in classes}
     for r_ev, e_ev in groups.values():
         ref_matched = np.zeros(len(r_ev), dtype=bool)
         est_matched = np.zeros(len(e_ev), dtype=bool)
@@ -1102,8 +1088,6 @@ def event_based_metrics(
             cw[c]["tp"] += ntp
             cw[c]["ref"] += len(r_idx)
             cw[c]["sys"] += len(e_idx)
-            cw[c]["fn"] += len(r_idx) - ntp
-            cw[c]["fp"] += len(e_idx) - ntp
             ntp_file += ntp
         # greedy substitutions among leftovers, in list order (as sed_eval)
         nsubs = 0

@@ -214,17 +214,29 @@ def save_tagger(estimator, path):
         "fitted": fitted,
     }
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _atomic_torch_save(blob, path)
+    return path
+
+
+def _temporary_name(path: Path) -> Path:
+    """The hidden file that :func:`_atomic_torch_save` writes before the rename; the pattern
+    :func:`clean_checkpoint_dir` deletes when a killed process left one behind."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` to a hidden file next to ``path``, flushed to disk, then renamed over
+    ``path``: a process killed mid-write leaves the previous file intact."""
+    tmp = _temporary_name(path)
     try:
         with open(tmp, "wb") as f:
-            torch.save(blob, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 # ---------------------------------------------------------------------------- load
@@ -487,8 +499,7 @@ def training_callbacks(estimator, fingerprint, generator):
     plugins : list
         An :class:`AtomicCheckpointIO`, which writes only inside ``checkpoint_dir``.
     """
-    path = Path(estimator.checkpoint_dir) / CHECKPOINT_NAME
-    return [TrainingState(fingerprint, generator), LastCheckpoint(path)], [AtomicCheckpointIO()]
+    return [TrainingState(fingerprint, generator), LastCheckpoint(checkpoint_file(estimator))], [AtomicCheckpointIO()]
 
 
 class LastCheckpoint(Checkpoint):
@@ -549,16 +560,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options=None):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        _atomic_torch_save(checkpoint, path)
 
 
 def clean_checkpoint_dir(estimator, created_dir: bool) -> None:
