@@ -399,7 +399,7 @@ _STATE_KEY = "skattloc_training_state"
 # Parameters a resumed fit must share with the interrupted one: the network's shape and
 # what decides the data split and the batches.
 _RESUME_PARAMS = (
-    "pooling", "loc_activation", "n_filters", "kernel_size", "rnn_hidden", "rnn_layers",
+    "pooling", "loc_activation", "loc_denominator", "n_filters", "kernel_size", "rnn_hidden", "rnn_layers",
     "dense_units", "batch_size", "validation_fraction",
 )
 

@@ -298,6 +298,7 @@ class FeatureStore(ClipSequence):
                 pass
         self._fd = None
         self._mm = None
+        self._pid = None  # so that the next read opens the file again
 
     @property
     def n_features(self) -> int:

@@ -32,6 +32,20 @@ class _CountingStore(FeatureStore):
 
 
 # --------------------------------------------------------------------------- the store
+@pytest.mark.parametrize("mmap", [False, True])
+def test_reads_after_close_reopen_the_file(tmp_path, mmap):
+    clips = _clips()
+    store = FeatureStore.create(tmp_path / "s", clips)
+    if mmap:
+        store = FeatureStore(tmp_path / "s", mmap=True)
+    np.testing.assert_array_equal(store[1], clips[1])
+    store.close()
+    np.testing.assert_array_equal(store[1], clips[1])  # "reopened automatically on the next read"
+    store.close()
+    store.close()  # closing twice is harmless
+    np.testing.assert_array_equal(store.read(4, 10, 20), clips[4][10:20])
+
+
 def test_round_trip_lengths_reads_and_layout(tmp_path):
     clips = _clips()
     store = FeatureStore.create(tmp_path / "s", clips)
