@@ -175,6 +175,15 @@ def n_clips(X: ClipsLike) -> int:
     return len(X)
 
 
+def clip_feature_count(X: ClipsLike) -> int:
+    """Features per frame of checked clips (``X`` from :func:`check_clips`)."""
+    if isinstance(X, np.ndarray):
+        return int(X.shape[2])
+    if isinstance(X, ClipSequence):
+        return int(X.n_features)
+    return int(X[0].shape[1])
+
+
 def clip_lengths(X: ClipsLike) -> np.ndarray:
     """Frames per clip, shape (n_clips,)."""
     if isinstance(X, np.ndarray):

@@ -17,16 +17,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, EarlyStopping
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
 from lightning.pytorch.loggers import Logger
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from . import data as _data
 from . import persistence as _persist
 from . import windowing as _windowing
-from .model import CGRNN, LOC_ACTIVATIONS, LOC_DENOMINATORS, POOLINGS
+from .model import CGRNN, check_architecture
 from .module import LR_SCHEDULES, AttLocModule
 
 LOCALIZATIONS = ("att_frame", "paper", "frame", "loc")
+# Early stopping and best-epoch selection: the metric logged on the validation data, and
+# whether lower is better.
+EARLY_STOPPING_METRICS = {"val_loss": "min", "val_eer": "min", "val_map": "max", "val_auroc": "max"}
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
 
 
@@ -200,6 +204,11 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         pooling="att_loc",
         loc_activation="softmax",
         loc_denominator="loc",
+        loc_background=False,
+        loc_input="cnn",
+        frontend="frame_cnn",
+        conv_blocks=3,
+        time_pool=1,
         n_filters=128,
         kernel_size=30,
         rnn_hidden=128,
@@ -215,8 +224,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         time_mask_width=10,
         freq_mask_width=6,
         mixup_alpha=0.0,
+        ema_decay=0.0,
         validation_fraction=0.0,
         early_stopping=False,
+        early_stopping_metric="val_loss",
         patience=5,
         threshold=0.5,
         localization="att_frame",
@@ -240,6 +251,11 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.pooling = pooling
         self.loc_activation = loc_activation
         self.loc_denominator = loc_denominator
+        self.loc_background = loc_background
+        self.loc_input = loc_input
+        self.frontend = frontend
+        self.conv_blocks = conv_blocks
+        self.time_pool = time_pool
         self.n_filters = n_filters
         self.kernel_size = kernel_size
         self.rnn_hidden = rnn_hidden
@@ -255,8 +271,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.time_mask_width = time_mask_width
         self.freq_mask_width = freq_mask_width
         self.mixup_alpha = mixup_alpha
+        self.ema_decay = ema_decay
         self.validation_fraction = validation_fraction
         self.early_stopping = early_stopping
+        self.early_stopping_metric = early_stopping_metric
         self.patience = patience
         self.threshold = threshold
         self.localization = localization
@@ -290,14 +308,21 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         return tags
 
     def _validate_params(self) -> None:
-        for name in ("n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size", "max_epochs", "patience"):
+        for name in ("n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size", "max_epochs", "patience", "conv_blocks", "time_pool"):
             _data.check_positive_int(getattr(self, name), name)
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
-        if self.loc_activation not in LOC_ACTIVATIONS:
-            raise ValueError(f"loc_activation must be one of {LOC_ACTIVATIONS}, got {self.loc_activation!r}")
-        if self.loc_denominator not in LOC_DENOMINATORS:
-            raise ValueError(f"loc_denominator must be one of {LOC_DENOMINATORS}, got {self.loc_denominator!r}")
+        # The architecture's own rules (allowed values, kernel_size vs frontend, time_pool vs
+        # conv_blocks); the feature count is checked against kernel_size with X in fit.
+        check_architecture(
+            n_mels=10**9, pooling=self.pooling, loc_activation=self.loc_activation,
+            loc_denominator=self.loc_denominator, loc_background=self.loc_background, loc_input=self.loc_input,
+            frontend=self.frontend, kernel_size=self.kernel_size, conv_blocks=self.conv_blocks,
+            time_pool=self.time_pool,
+        )
+        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
+            raise ValueError(f"early_stopping_metric must be one of {tuple(EARLY_STOPPING_METRICS)}, got {self.early_stopping_metric!r}")
+        ema = self.ema_decay
+        if not isinstance(ema, numbers.Real) or isinstance(ema, bool) or not np.isfinite(ema) or not 0 <= ema < 1:
+            raise ValueError(f"ema_decay must be a number in [0, 1) (0 turns weight averaging off), got {ema!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         for name in ("spec_augment", "time_mask_width", "freq_mask_width"):
@@ -354,8 +379,6 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         loggers = self.logger if isinstance(self.logger, (list, tuple)) else [self.logger]
         if not (isinstance(self.logger, bool) or all(isinstance(lg, Logger) for lg in loggers)):
             raise ValueError(f"logger must be True, False or a lightning.pytorch logger (or a list of them), got {self.logger!r}")
-        if self.early_stopping and self.validation_fraction == 0:
-            raise ValueError("early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1")
         if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
             raise ValueError(f"trainer_kwargs must be a dict or None, got {type(self.trainer_kwargs).__name__}")
 
@@ -471,9 +494,14 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             pooling=self.pooling,
             loc_activation=self.loc_activation,
             loc_denominator=self.loc_denominator,
+            loc_background=bool(self.loc_background),
+            loc_input=self.loc_input,
+            frontend=self.frontend,
+            conv_blocks=self.conv_blocks,
+            time_pool=self.time_pool,
         )
 
-    def fit(self, X, y):
+    def fit(self, X, y, *, X_val=None, y_val=None):
         """Train on clips with clip-level tags.
 
         Parameters
@@ -486,6 +514,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             processes) and the feature statistics are streamed.
         y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
             Clip-level tags ("Y"). With tag names, ``classes_`` holds the sorted names.
+        X_val, y_val : like ``X`` and ``y``, optional
+            Validation clips and their tags, given together, instead of a random
+            ``validation_fraction`` of ``X`` (the two cannot be combined). Use this for a
+            validation set that shares no recording source with the training clips, e.g.
+            one fold of a source-disjoint split: ``val_*`` metrics are logged each epoch,
+            and ``early_stopping`` selects the epoch on them. The tags are encoded against
+            the classes found in ``y``.
 
         Returns
         -------
@@ -516,11 +551,26 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         if not warm:  # a fit that then fails leaves the estimator unfitted, never half old, half new
             self._forget_fit()
         X = _data.check_clips(
-            X, n_features=self.n_features_in_ if warm else None, min_features=self.kernel_size
+            X, n_features=self.n_features_in_ if warm else None, min_features=self._min_features()
         )
         n = _data.n_clips(X)
         Yb = self._encode_targets(y, n, fitting=True)
         self._warn_degenerate(Yb)
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
+        if X_val is not None and self.validation_fraction > 0:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} and X_val/y_val both ask for validation "
+                f"data; set validation_fraction=0 to validate on X_val, or drop X_val"
+            )
+        if self.early_stopping and self.validation_fraction == 0 and X_val is None:
+            raise ValueError(
+                "early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1, "
+                "or pass X_val and y_val to fit"
+            )
+        if X_val is not None:
+            X_val = _data.check_clips(X_val, n_features=_data.clip_feature_count(X), min_features=self._min_features(), name="X_val")
+            Y_val = self._encode_targets(y_val, _data.n_clips(X_val), fitting=False)
         seed = _data.check_random_seed(self.random_state)
         if resume_from is not None:  # the interrupted fit's seed: the same split and batches
             saved = _persist.read_checkpoint_fingerprint(resume_from)
@@ -565,6 +615,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 val_dl = _data.train_loader(
                     _data.subset(X, val_idx), Yb[val_idx], self.batch_size, seed, 0, shuffle=False
                 )
+            elif X_val is not None:
+                val_dl = _data.train_loader(X_val, Y_val, self.batch_size, seed, 0, shuffle=False)
             history = _History()
             ckpt_callbacks, plugins, created_dir = [], [], False
             if self.checkpoint_dir is not None:
@@ -596,10 +648,20 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(self.history_)
         return self
 
+    def _min_features(self) -> int:
+        """Fewest features per frame the network takes: the paper's CNN needs a kernel's width."""
+        return self.kernel_size if getattr(self, "frontend", "frame_cnn") == "frame_cnn" else 1
+
     def _make_trainer(self, history, checkpoint_callbacks=(), plugins=()):
         callbacks = [history, *checkpoint_callbacks]
         if self.early_stopping:
-            callbacks += [EarlyStopping(monitor="val_loss", patience=self.patience, mode="min"), _BestWeights()]
+            metric = self.early_stopping_metric
+            mode = EARLY_STOPPING_METRICS[metric]
+            # _BestWeights before the weight averaging: at the end of a validation epoch it
+            # must see the averaged weights, which the averaging swaps out right after.
+            callbacks += [EarlyStopping(monitor=metric, patience=self.patience, mode=mode), _BestWeights(metric, mode)]
+        if self.ema_decay > 0:
+            callbacks.append(EMAWeightAveraging(decay=float(self.ema_decay)))
         callbacks += list(self.callbacks or [])
         kwargs = dict(
             accelerator=self.accelerator,
@@ -639,7 +701,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         X = _data.check_clips(
-            X, n_features=self.n_features_in_, min_features=self.kernel_size, estimator=type(self).__name__
+            X, n_features=self.n_features_in_, min_features=self._min_features(), estimator=type(self).__name__
         )
         n = _data.n_clips(X)
         device = self._device()
@@ -935,18 +997,19 @@ class _History(Callback):
 
 
 class _BestWeights(Callback):
-    """Keeps the weights of the epoch with the lowest ``val_loss`` and restores them."""
+    """Keeps the weights of the epoch with the best ``metric`` (``mode`` "min" or "max") and restores them."""
 
-    def __init__(self):
+    def __init__(self, metric="val_loss", mode="min"):
+        self.metric, self.sign = metric, (1.0 if mode == "min" else -1.0)
         self.best = float("inf")
         self.state = None
 
     def on_validation_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
-        loss = trainer.callback_metrics.get("val_loss")
-        if loss is not None and float(loss) < self.best:
-            self.best = float(loss)
+        value = trainer.callback_metrics.get(self.metric)
+        if value is not None and self.sign * float(value) < self.best:
+            self.best = self.sign * float(value)
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
 
     def on_fit_end(self, trainer, pl_module):

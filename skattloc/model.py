@@ -16,18 +16,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import _fastpath
 
-POOLINGS = ("att_loc", "att", "mean")
+# The paper's three poolings, then two multiple-instance poolings built for localization
+# under weak labels: linear softmax (Wang, Li & Metze, ICASSP 2019) and auto-pool with a
+# learned per-class alpha (McFee, Salamon & Bello, IEEE/ACM TASLP 2018).
+POOLINGS = ("att_loc", "att", "mean", "linear_softmax", "auto")
 # How z_loc(t) of eq. (6) is normalized: "softmax" over classes (the paper) or a per-class
 # "sigmoid" (each class weighs frames on its own; eq. 8 still normalizes over time).
 LOC_ACTIVATIONS = ("softmax", "sigmoid")
 # Denominator of eq. (8): sum_t z_loc(t) (the paper) or sum_t z_att(t) z_loc(t).
 LOC_DENOMINATORS = ("loc", "att_loc")
+# What eq. (6) reads: the attention-scaled CNN output of eq. (4) (the paper) or the GRU output.
+LOC_INPUTS = ("cnn", "rnn")
+# The front end before the GRUs: the paper's per-frame CNN over frequency, or a stack of
+# 2-D conv blocks over time and frequency (3x3 kernels, batch norm, ReLU, max-pooling).
+FRONTENDS = ("frame_cnn", "conv2d")
 
 # Lower bound on the eq. (8) denominator and the attention-weighted mean, so that a class
 # whose localization weight vanishes everywhere gives 0 rather than NaN.
@@ -100,6 +109,73 @@ def masked_weighted_mean(values: torch.Tensor, weights: torch.Tensor, mask: torc
     return num / den
 
 
+class ConvBlocks(nn.Module):
+    """A stack of 2-D convolution blocks over time and frequency (``frontend="conv2d"``).
+
+    Block ``i`` is a 3x3 convolution (padding 1, no bias), batch normalization, ReLU and a
+    max-pooling over frequency by 2 (while at least 2 bands are left) and over time by 2
+    in the first ``log2(time_pool)`` blocks. Channels double from block to block up to
+    ``n_filters`` in the last one. The output of frame ``t'`` is the flattened
+    ``(channels, bands)`` map: ``n_filters * n_bands_out`` values.
+
+    Padding never leaks: frames at or beyond a clip's length are set to 0 before the first
+    convolution and after every ReLU, which is what a clip alone sees at its border (zero
+    padding), and the time pooling uses ``ceil_mode``, so the last partial window of a clip
+    alone equals its window in a padded batch (ReLU outputs are >= 0).
+
+    Parameters
+    ----------
+    n_mels : int
+        Input bands per frame.
+    n_filters : int
+        Channels of the last block; block ``i`` of ``n_blocks`` has
+        ``max(1, n_filters // 2 ** (n_blocks - 1 - i))``.
+    n_blocks : int
+        Number of blocks.
+    time_pool : int
+        Total time downsampling, a power of 2 up to ``2 ** n_blocks``.
+    """
+
+    def __init__(self, n_mels: int, n_filters: int, n_blocks: int, time_pool: int):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.pools = []  # (time, freq) pooling factor of each block
+        c_in, bands = 1, n_mels
+        n_time = max(0, int(time_pool).bit_length() - 1)
+        for i in range(n_blocks):
+            c_out = max(1, n_filters // 2 ** (n_blocks - 1 - i))
+            self.convs.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+            self.norms.append(nn.BatchNorm2d(c_out))
+            fp = 2 if bands >= 2 else 1
+            tp = 2 if i < n_time else 1
+            self.pools.append((tp, fp))
+            bands = -(-bands // fp)
+            c_in = c_out
+        self.out_features = c_in * bands
+        self.time_pool = int(time_pool)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+        """``x``: (batch, n_frames, n_mels) standardized; ``mask``: (batch, n_frames) or None.
+
+        Returns (batch, ceil(n_frames / time_pool), out_features).
+        """
+        m = None if mask is None else mask[:, None, :, None].to(x.dtype)
+        y = x.unsqueeze(1)  # (B, 1, T, F)
+        if m is not None:
+            y = y * m
+        for conv, norm, (tp, fp) in zip(self.convs, self.norms, self.pools):
+            y = torch.relu(norm(conv(y)))
+            if m is not None:  # padded frames back to 0: the next conv and the pooling see what a clip alone sees
+                y = y * m
+            if tp > 1 or fp > 1:
+                y = nn.functional.max_pool2d(y, (tp, fp), ceil_mode=True)
+            if m is not None and tp > 1:
+                m = m[:, :, ::tp]
+        b, c, t, f = y.shape
+        return y.permute(0, 2, 1, 3).reshape(b, t, c * f)
+
+
 class CGRNN(nn.Module):
     """Chunk-level convolutional gated recurrent network with attention and localization.
 
@@ -110,10 +186,12 @@ class CGRNN(nn.Module):
     n_classes : int
         Number of tags.
     n_filters : int, default=128
-        Convolution filters applied to each frame over frequency.
+        ``frontend="frame_cnn"``: convolution filters applied to each frame over
+        frequency. ``"conv2d"``: channels of the last conv block.
     kernel_size : int, default=30
-        Convolution kernel length in mel bins ("valid" convolution, so it must not exceed
-        ``n_mels``). The positions left are max-pooled, giving ``n_filters`` values a frame.
+        ``frontend="frame_cnn"`` only: convolution kernel length in mel bins ("valid"
+        convolution, so it must not exceed ``n_mels``). The positions left are max-pooled,
+        giving ``n_filters`` values a frame.
     rnn_hidden : int, default=128
         GRU units per direction.
     rnn_layers : int, default=3
@@ -122,10 +200,14 @@ class CGRNN(nn.Module):
         Units of the ReLU layer after the GRUs.
     dropout : float, default=0.2
         Dropout after the ReLU layer.
-    pooling : {"att_loc", "att", "mean"}, default="att_loc"
+    pooling : {"att_loc", "att", "mean", "linear_softmax", "auto"}, default="att_loc"
         How frame outputs become the clip output: ``"att_loc"`` is the paper's full model
         (eq. 3-8), ``"att"`` attention only (eq. 3-5, weighted mean over frames), ``"mean"``
-        the CGRNN baseline (eq. 2).
+        the CGRNN baseline (eq. 2). ``"linear_softmax"``: ``sum_t O(t)^2 / sum_t O(t)`` per
+        class (Wang, Li & Metze, ICASSP 2019). ``"auto"``: auto-pool,
+        ``sum_t O(t) softmax_t(alpha O(t))`` with a learned ``alpha`` per class, which moves
+        between the mean (``alpha = 0``, the initial value) and the max (McFee, Salamon &
+        Bello, 2018).
     loc_activation : {"softmax", "sigmoid"}, default="softmax"
         Normalization of the localization output ``z_loc(t)`` (``"att_loc"`` only).
         ``"softmax"`` is the paper's eq. (6): the classes compete in every frame, and
@@ -143,6 +225,31 @@ class CGRNN(nn.Module):
         ``z_loc`` weighs. ``"att_loc"`` divides by ``sum_t z_att(t) z_loc(t)``, which makes
         the clip output a true weighted mean of ``O(t)`` with weights ``z_att z_loc``, as
         ``"att"`` pooling is for eq. (5).
+    loc_background : bool, default=False
+        ``"att_loc"`` with the softmax only: give the eq. (6) softmax one output more than
+        there are classes, a background slot that takes frames where no tag is active (the
+        authors' released code has one: CHiME-Home's silence label). The slot is left out
+        of eq. (7)-(8) and of every output, so ``z_loc(t)`` has ``n_classes`` columns that
+        sum to at most 1. Without it one real class must absorb every background frame.
+    loc_input : {"cnn", "rnn"}, default="cnn"
+        What eq. (6) reads (``"att_loc"`` only): ``"cnn"`` is the paper's attention-scaled
+        CNN output ``y'(t)`` of eq. (4); ``"rnn"`` is the GRU output, as the DCASE/DESED
+        CRNN baseline computes its class softmax. With ``"cnn"``, frames of low ``z_att``
+        shrink the logits toward the bias, so every quiet frame gets the same class.
+    frontend : {"frame_cnn", "conv2d"}, default="frame_cnn"
+        ``"frame_cnn"``: the paper's CNN, one valid convolution over frequency applied to
+        each frame (Fig. 1). ``"conv2d"``: :class:`ConvBlocks`, ``conv_blocks`` 3x3 conv
+        blocks over time and frequency with batch norm (a CRNN front end as in the DCASE
+        baselines). With ``"conv2d"`` the attention of eq. (3) reads the front end's
+        output frame rather than the input frame.
+    conv_blocks : int, default=3
+        Number of 2-D conv blocks (``frontend="conv2d"`` only).
+    time_pool : int, default=1
+        Time downsampling inside the conv blocks (``frontend="conv2d"`` only): 1, 2, 4...
+        up to ``2 ** conv_blocks``. The GRUs, the heads and the pooling run on
+        ``ceil(n_frames / time_pool)`` frames, which divides their cost; every frame-level
+        output is repeated back to the input's frame rate, so ``frame``, ``att`` and
+        ``loc`` still have one row per input frame.
 
     Notes
     -----
@@ -162,6 +269,10 @@ class CGRNN(nn.Module):
     >>> out = net(torch.randn(2, 249, 40))
     >>> tuple(out.clip.shape), tuple(out.frame.shape), tuple(out.loc.shape)
     ((2, 5), (2, 249, 5), (2, 249, 5))
+    >>> crnn = CGRNN(n_mels=40, n_classes=5, frontend="conv2d", n_filters=64, time_pool=2,
+    ...              rnn_hidden=64, rnn_layers=2, pooling="linear_softmax")
+    >>> tuple(crnn(torch.randn(2, 249, 40)).frame.shape)
+    (2, 249, 5)
     """
 
     def __init__(
@@ -177,36 +288,50 @@ class CGRNN(nn.Module):
         pooling: str = "att_loc",
         loc_activation: str = "softmax",
         loc_denominator: str = "loc",
+        loc_background: bool = False,
+        loc_input: str = "cnn",
+        frontend: str = "frame_cnn",
+        conv_blocks: int = 3,
+        time_pool: int = 1,
     ):
         super().__init__()
-        if loc_denominator not in LOC_DENOMINATORS:
-            raise ValueError(f"loc_denominator must be one of {LOC_DENOMINATORS}, got {loc_denominator!r}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if loc_activation not in LOC_ACTIVATIONS:
-            raise ValueError(f"loc_activation must be one of {LOC_ACTIVATIONS}, got {loc_activation!r}")
-        if kernel_size > n_mels:
-            raise ValueError(
-                f"kernel_size={kernel_size} is larger than the {n_mels} input features per "
-                f"frame; the valid convolution over frequency needs kernel_size <= n_mels"
-            )
+        check_architecture(
+            n_mels=n_mels, pooling=pooling, loc_activation=loc_activation, loc_denominator=loc_denominator,
+            loc_background=loc_background, loc_input=loc_input, frontend=frontend, kernel_size=kernel_size,
+            conv_blocks=conv_blocks, time_pool=time_pool,
+        )
         self.n_mels = n_mels
         self.n_classes = n_classes
         self.pooling = pooling
         self.loc_activation = loc_activation
         self.loc_denominator = loc_denominator
+        self.loc_background = bool(loc_background)
+        self.loc_input = loc_input
+        self.frontend = frontend
+        self.time_pool = int(time_pool) if frontend == "conv2d" else 1
         self.register_buffer("input_mean", torch.zeros(n_mels))
         self.register_buffer("input_scale", torch.ones(n_mels))
-        # CNN over frequency, the same for every frame (Fig. 1). Stored as a Conv1d so its
-        # weights match a plain build; run as one matmul over all frames (see _cnn).
-        self.conv = nn.Conv1d(1, n_filters, kernel_size)
-        # eq. (3): one sigmoid unit on the input frame.
-        self.att = nn.Linear(n_mels, 1) if pooling in ("att", "att_loc") else None
-        # eq. (6): a softmax layer over the classes on the attention-weighted CNN output.
-        self.loc = nn.Linear(n_filters, n_classes) if pooling == "att_loc" else None
-        self.gru = nn.GRU(
-            n_filters, rnn_hidden, num_layers=rnn_layers, batch_first=True, bidirectional=True
-        )
+        if frontend == "frame_cnn":
+            # CNN over frequency, the same for every frame (Fig. 1). Stored as a Conv1d so
+            # its weights match a plain build; run as one matmul over all frames (see _cnn).
+            self.conv = nn.Conv1d(1, n_filters, kernel_size)
+            self.blocks = None
+            cnn_out = n_filters
+            att_in = n_mels  # eq. (3) reads the input frame
+        else:
+            self.conv = None
+            self.blocks = ConvBlocks(n_mels, n_filters, conv_blocks, time_pool)
+            cnn_out = self.blocks.out_features
+            att_in = cnn_out  # frames are pooled: eq. (3) reads the front end's frame
+        # eq. (3): one sigmoid unit per frame.
+        self.att = nn.Linear(att_in, 1) if pooling in ("att", "att_loc") else None
+        # eq. (6): a softmax (or sigmoid) layer over the classes (+ a background slot).
+        n_loc = n_classes + int(self.loc_background)
+        loc_in = cnn_out if loc_input == "cnn" else 2 * rnn_hidden
+        self.loc = nn.Linear(loc_in, n_loc) if pooling == "att_loc" else None
+        # auto-pool's alpha, one per class, starting at the mean (alpha = 0).
+        self.alpha = nn.Parameter(torch.zeros(n_classes)) if pooling == "auto" else None
+        self.gru = nn.GRU(cnn_out, rnn_hidden, num_layers=rnn_layers, batch_first=True, bidirectional=True)
         self.dense = nn.Linear(2 * rnn_hidden, dense_units)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(dense_units, n_classes)
@@ -252,6 +377,27 @@ class CGRNN(nn.Module):
         h, _ = pad_packed_sequence(h, batch_first=True, total_length=n_frames)
         return h
 
+    def _pool(self, frame32, att, loc, mask):
+        """Clip output from float32 frame outputs (all at the pooled frame rate)."""
+        m = mask.unsqueeze(-1).to(torch.float32)
+        if self.pooling == "mean":
+            return masked_weighted_mean(frame32, torch.ones_like(frame32[..., :1]), mask)  # eq. (2)
+        if self.pooling == "att":
+            return masked_weighted_mean(frame32, att.float().unsqueeze(-1), mask)  # eq. (5), weighted mean
+        if self.pooling == "linear_softmax":
+            return masked_weighted_mean(frame32, frame32, mask)  # sum O^2 / sum O
+        if self.pooling == "auto":
+            # softmax over valid frames of alpha * O, per class (masked frames get weight 0).
+            z = (self.alpha.float() * frame32).masked_fill(m == 0, float("-inf"))
+            w = torch.softmax(z, dim=1).nan_to_num(0.0)  # a clip of 0 valid frames gives 0
+            return (w * frame32).sum(dim=1)
+        # eq. (7)-(8): sum_t z_att O z_loc / sum_t z_loc, per class.
+        w = m * loc.float()
+        aw = att.float().unsqueeze(-1) * w
+        num = (aw * frame32).sum(dim=1)
+        den = w.sum(dim=1) if self.loc_denominator == "loc" else aw.sum(dim=1)
+        return num / den.clamp_min(_EPS)
+
     def forward(self, x: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> CGRNNOutput:
         """Run the network.
 
@@ -265,6 +411,7 @@ class CGRNN(nn.Module):
         Returns
         -------
         CGRNNOutput
+            Frame-level outputs have ``n_frames`` rows whatever ``time_pool``.
         """
         batch, n_frames, _ = x.shape
         if lengths is not None and bool((lengths == n_frames).all()):
@@ -274,34 +421,80 @@ class CGRNN(nn.Module):
         else:
             mask = length_mask(lengths.to(x.device, non_blocking=True), n_frames)
         x = (x - self.input_mean) / self.input_scale
-        y_cnn = self._cnn(x)
+        tp = self.time_pool
+        if self.blocks is None:
+            y_cnn, att_src = self._cnn(x), x
+            mask_p, lengths_p = mask, lengths
+        else:
+            y_cnn = self.blocks(x, None if lengths is None else mask)
+            att_src = y_cnn
+            mask_p = mask[:, ::tp]
+            lengths_p = None if lengths is None else (lengths + tp - 1) // tp
         att = loc = None
         if self.att is not None:
-            att = torch.sigmoid(self.att(x)).squeeze(-1)  # eq. (3)
+            att = torch.sigmoid(self.att(att_src)).squeeze(-1)  # eq. (3)
             y_cnn = att.unsqueeze(-1) * y_cnn  # eq. (4)
+        h_rnn = self._rnn(y_cnn, lengths_p)
         if self.loc is not None:
-            logits = self.loc(y_cnn)
+            logits = self.loc(y_cnn if self.loc_input == "cnn" else h_rnn)
             if self.loc_activation == "softmax":
                 loc = torch.softmax(logits, dim=-1)  # eq. (6)
+                if self.loc_background:
+                    loc = loc[..., : self.n_classes]  # the background slot leaves eq. (7)-(8)
             else:
                 loc = torch.sigmoid(logits)  # eq. (6) with a per-class sigmoid
-        h = self._rnn(y_cnn, lengths)
-        h = self.dropout(torch.relu(self.dense(h)))
+        h = self.dropout(torch.relu(self.dense(h_rnn)))
         frame = torch.sigmoid(self.out(h))  # O(t)
         # Pool in float32, so the eq. (8) division is stable under mixed precision.
-        frame32 = frame.float()
-        if self.pooling == "mean":
-            clip = masked_weighted_mean(frame32, torch.ones_like(frame32[..., :1]), mask)  # eq. (2)
-        elif self.pooling == "att":
-            clip = masked_weighted_mean(frame32, att.float().unsqueeze(-1), mask)  # eq. (5), weighted mean
-        else:
-            # eq. (7)-(8): sum_t z_att O z_loc / sum_t z_loc, per class.
-            w = mask.unsqueeze(-1).to(torch.float32) * loc.float()
-            aw = att.float().unsqueeze(-1) * w
-            num = (aw * frame32).sum(dim=1)
-            den = w.sum(dim=1) if self.loc_denominator == "loc" else aw.sum(dim=1)
-            clip = num / den.clamp_min(_EPS)
+        clip = self._pool(frame.float(), att, loc, mask_p)
+        if tp > 1:  # back to one row per input frame
+            frame = _upsample(frame, tp, n_frames)
+            att = None if att is None else _upsample(att, tp, n_frames)
+            loc = None if loc is None else _upsample(loc, tp, n_frames)
         return CGRNNOutput(clip=clip, frame=frame, att=att, loc=loc, mask=mask)
+
+
+def _upsample(a: torch.Tensor, factor: int, n_frames: int) -> torch.Tensor:
+    """Repeat each frame ``factor`` times along dim 1 and keep ``n_frames`` rows."""
+    return torch.repeat_interleave(a, factor, dim=1)[:, :n_frames]
+
+
+def check_architecture(*, n_mels, pooling, loc_activation, loc_denominator, loc_background, loc_input,
+                       frontend, kernel_size, conv_blocks, time_pool) -> None:
+    """Raise ValueError for an architecture :class:`CGRNN` cannot build; the estimator calls
+    it in ``fit`` (with the feature count) so that the message names the parameter."""
+    for name, value, allowed in (
+        ("pooling", pooling, POOLINGS),
+        ("loc_activation", loc_activation, LOC_ACTIVATIONS),
+        ("loc_denominator", loc_denominator, LOC_DENOMINATORS),
+        ("loc_input", loc_input, LOC_INPUTS),
+        ("frontend", frontend, FRONTENDS),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    if not isinstance(loc_background, (bool, np.bool_)):
+        raise ValueError(f"loc_background must be True or False, got {loc_background!r}")
+    if loc_background and loc_activation != "softmax":
+        raise ValueError(
+            "loc_background=True adds a background slot to the softmax of eq. (6); with "
+            "loc_activation='sigmoid' each class is normalized on its own and there is no slot to add"
+        )
+    if frontend == "frame_cnn":
+        if kernel_size > n_mels:
+            raise ValueError(
+                f"kernel_size={kernel_size} is larger than the {n_mels} input features per "
+                f"frame; the valid convolution over frequency needs kernel_size <= n_mels"
+            )
+        if time_pool != 1:
+            raise ValueError(f"time_pool={time_pool} needs frontend='conv2d'; the paper's frame_cnn keeps every frame (time_pool=1)")
+    else:
+        if not (isinstance(time_pool, int) and time_pool >= 1 and time_pool & (time_pool - 1) == 0):
+            raise ValueError(f"time_pool must be a power of 2 (1, 2, 4...), got {time_pool!r}")
+        if time_pool > 2 ** conv_blocks:
+            raise ValueError(
+                f"time_pool={time_pool} needs at least {time_pool.bit_length() - 1} conv blocks "
+                f"(each halves time at most once), got conv_blocks={conv_blocks}"
+            )
 
 
 def clip_bce(clip: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

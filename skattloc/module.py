@@ -1,9 +1,11 @@
 """The LightningModule: loss, optimizer and training-time metrics around :class:`CGRNN`."""
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
 
@@ -141,7 +143,9 @@ class AttLocModule(pl.LightningModule):
     -----
     The loss is the binary cross-entropy of eq. (1) on the clip output, averaged over clips
     and classes. Validation logs ``val_loss``, ``val_auroc`` and ``val_map`` (macro AUROC
-    and average precision over classes, from torchmetrics) once per epoch. A non-finite
+    and average precision over classes, from torchmetrics) and ``val_eer`` (macro equal error
+    rate of :func:`skattloc.metrics.equal_error_rate`, 1.0 when no class has both positive
+    and negative clips) once per epoch. A non-finite
     training loss is detected without a per-step host sync and raises
     :class:`NonFiniteLossError` at the end of the epoch.
     """
@@ -176,6 +180,7 @@ class AttLocModule(pl.LightningModule):
             self.val_auroc = BinaryAUROC()
             self.val_map = BinaryAveragePrecision()
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
+        self._val_scores, self._val_targets = [], []
         # Per-epoch metrics (filled by the estimator's history callback). Part of the
         # state_dict as extra state, so Lightning's spawn/fork launchers (ddp_spawn,
         # ddp_notebook) send it back to the calling process with rank 0's weights.
@@ -242,6 +247,28 @@ class AttLocModule(pl.LightningModule):
         self.val_map.update(p, t)
         self.log("val_auroc", self.val_auroc, on_step=False, on_epoch=True)
         self.log("val_map", self.val_map, on_step=False, on_epoch=True)
+        self._val_scores.append(out.clip.detach().float())
+        self._val_targets.append(y.detach().float())
+
+    def on_validation_epoch_start(self):
+        self._val_scores, self._val_targets = [], []
+
+    def on_validation_epoch_end(self):
+        # Macro EER (DCASE 2016 Task 4) of the whole validation set, gathered over ranks.
+        from .metrics import equal_error_rate
+
+        if not self._val_scores:
+            return
+        scores = torch.cat(self._val_scores)
+        targets = torch.cat(self._val_targets)
+        if self.trainer.world_size > 1:
+            scores = self.all_gather(scores).reshape(-1, scores.shape[-1])
+            targets = self.all_gather(targets).reshape(-1, targets.shape[-1])
+        self._val_scores, self._val_targets = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a class with no positive clip: NaN, left out
+            eer = equal_error_rate(targets.cpu().numpy().round(), scores.cpu().numpy(), average="macro")
+        self.log("val_eer", float(eer) if np.isfinite(eer) else 1.0, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
