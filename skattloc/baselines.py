@@ -23,14 +23,15 @@ from scipy.fft import dct
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.mixture import GaussianMixture
-from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from . import data as _data
+from . import _checks
+from .tags import encode_tags, tagger_sklearn_tags
 
 __all__ = ["GMMTagger", "logmel_to_mfcc"]
 
 BACKGROUNDS = ("negative", "universal")
+COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 # natural log -> dB (10 log10) of the mel power.
 _NAT_TO_DB = 10.0 / np.log(10.0)
 
@@ -166,33 +167,20 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.classifier_tags.multi_label = True
-        return tags
+        return tagger_sklearn_tags(super().__sklearn_tags__())
 
     def _validate_params(self):
         for name in ("n_components", "n_mfcc", "max_iter"):
-            _data.check_positive_int(getattr(self, name), name)
-        if self.max_frames is not None and (
-            isinstance(self.max_frames, bool) or not isinstance(self.max_frames, numbers.Integral) or self.max_frames < 1
-        ):
-            raise ValueError(f"max_frames must be None or a positive int, got {self.max_frames!r}")
-        if self.covariance_type not in ("diag", "full", "spherical", "tied"):
-            raise ValueError(
-                f"covariance_type must be one of ('diag', 'full', 'spherical', 'tied'), got {self.covariance_type!r}"
-            )
-        if self.background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
-        if not isinstance(self.reg_covar, numbers.Real) or not self.reg_covar >= 0:
-            raise ValueError(f"reg_covar must be a number >= 0, got {self.reg_covar!r}")
+            _checks.check_positive_int(getattr(self, name), name)
+        _checks.check_positive_int(self.max_frames, "max_frames", allow_none=True)
+        _checks.check_option(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        _checks.check_option(self.background, "background", BACKGROUNDS)
+        _checks.check_number(self.reg_covar, "reg_covar", 0)
 
     def _check_X(self, X, fitted):
-        X = _data.check_clips(
+        from .data import check_clips  # torch: imported when the tagger is used
+
+        X = check_clips(
             X,
             n_features=self.n_features_in_ if fitted else None,
             min_features=self.n_mfcc,
@@ -200,41 +188,10 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
         )
         return [logmel_to_mfcc(c, self.n_mfcc) for c in X], X[0].shape[-1]
 
-    def _encode(self, y, n, fitting):
-        if y is None:
-            raise ValueError("GMMTagger requires y: an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip")
-        if hasattr(y, "toarray"):
-            y = y.toarray()
-        if isinstance(y, np.ndarray) and y.dtype != object:
-            as_names = False
-        else:
-            if any(isinstance(t, (str, bytes)) for t in y):
-                raise ValueError(
-                    "give each clip's tags as a list, tuple or set of tag names (e.g. ['b', 'p']), "
-                    "not a string, or an (n_clips, n_classes) 0/1 matrix"
-                )
-            as_names = any(isinstance(t, str) for row in y for t in row)
-        if len(y) != n:
-            raise ValueError(f"X has {n} clips but y has {len(y)} rows; they must match")
-        if as_names:
-            if fitting:
-                self._mlb = MultiLabelBinarizer()
-                Y = self._mlb.fit_transform(y)
-                self.classes_ = self._mlb.classes_
-            else:
-                mlb = MultiLabelBinarizer(classes=list(self.classes_))
-                Y = mlb.fit_transform(y)
-            return Y.astype(bool)
-        Y = np.asarray(y)
-        if Y.ndim != 2:
-            raise ValueError(f"y must be a 2-D (n_clips, n_classes) 0/1 matrix, got shape {Y.shape}")
-        if not np.isin(Y, (0, 1)).all():
-            raise ValueError("y must be a 0/1 indicator matrix (n_clips, n_classes)")
-        if fitting:
-            self.classes_ = np.arange(Y.shape[1])
-        elif Y.shape[1] != len(self.classes_):
-            raise ValueError(f"y has {Y.shape[1]} columns but the model has {len(self.classes_)} classes")
-        return Y.astype(bool)
+    def _encode(self, y, n_clips, classes=None):
+        """``(Y bool (n_clips, n_classes), classes)``; see :func:`skattloc.tags.encode_tags`."""
+        Y, classes = encode_tags(y, classes, n_clips=n_clips, owner=type(self).__name__)
+        return Y.astype(bool), classes
 
     def fit(self, X, y):
         """Fit one tag mixture and one background mixture per tag.
@@ -251,9 +208,9 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         mfcc, n_features = self._check_X(X, fitted=False)
-        Y = self._encode(y, len(mfcc), fitting=True)
+        Y, self.classes_ = self._encode(y, len(mfcc))
         self.n_features_in_ = n_features
-        seed = _data.check_random_seed(self.random_state)
+        seed = _checks.check_random_seed(self.random_state)
         rng = np.random.RandomState(seed)
         lengths = np.array([len(m) for m in mfcc])
         frames = np.concatenate(mfcc, axis=0)
@@ -357,5 +314,5 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             raise ValueError("score does not support sample_weight; the EER is unweighted")
         proba = self.predict_proba(X)
-        Y = self._encode(y, len(proba), fitting=False)
+        Y, _ = self._encode(y, len(proba), self.classes_)
         return -float(equal_error_rate(Y.astype(int), proba, average="macro"))

@@ -23,16 +23,12 @@ import time
 import warnings
 from pathlib import Path
 
-from .datasets import _list_preview, _repeated, _split_tags
+from ._checks import repeated
 
 __all__ = ["main", "build_parser", "CLIError"]
 
 #: Extensions that the commands pick up when given a folder (case-insensitive).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus")
-
-# Extractor parameters recorded with a model trained by ``skattloc fit`` (plain data), so
-# that predict/localize/evaluate compute the same features.
-_FEATURE_KEYS = ("sr", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "log_offset", "resample", "window")
 
 
 class CLIError(Exception):
@@ -244,7 +240,7 @@ def build_parser():
     p.add_argument("data", metavar="DATA", help="data folder (audio/ + weak.csv) or CSV of path,tags")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. tagger.skattloc)")
     p.add_argument("--folds", type=_folds, default=None, help="train only on these folds of weak.csv, e.g. 1,2,3")
-    from .estimator import AttLocTagger
+    from .estimator import AttLocTagger  # no torch: the estimator imports it when fitting
 
     d = AttLocTagger().get_params(deep=False)  # the options' defaults follow the estimator's
     g = p.add_argument_group("model (AttLocTagger parameters; defaults are the paper's)")
@@ -340,71 +336,13 @@ def _check_output(path, what):
 
 
 def _read_labelled(data, folds=None):
-    """``(names, paths, tag_lists, strong_events or None)`` of a weak-label folder or CSV."""
+    """The data set (:func:`skattloc.load_weak_dataset`) of a weak-label folder or CSV."""
     from .datasets import load_weak_dataset
 
     src = Path(data).expanduser()
     if not src.exists():
         raise CLIError(f"data not found: {str(src)!r} (expected a folder with audio/ and weak.csv, or a CSV of path,tags)")
-    if src.is_dir():
-        d = load_weak_dataset(src)
-        names, paths = list(d.filenames), list(d.paths)
-        tags = [[d.classes[k] for k in row.nonzero()[0]] for row in d.Y]
-        strong = d.strong
-        clip_folds = None if d.folds is None else [int(f) for f in d.folds]
-    else:
-        names, paths, tags, clip_folds = _read_csv_list(src)
-        strong = None
-    if folds is not None:
-        if clip_folds is None:
-            raise CLIError(f"--folds needs a fold column in {str(src)!r}, which has none")
-        keep = [i for i, f in enumerate(clip_folds) if f in set(folds)]
-        if not keep:
-            raise CLIError(f"no clip of {str(src)!r} is in folds {folds} (folds present: {sorted(set(clip_folds))})")
-        names, paths, tags = [names[i] for i in keep], [paths[i] for i in keep], [tags[i] for i in keep]
-        if strong is not None:
-            kept = set(names)
-            strong = [e for e in strong if e[0] in kept]
-    return names, paths, tags, strong
-
-
-def _read_csv_list(path):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        col = "path" if "path" in header else "filename" if "filename" in header else None
-        if col is None or "tags" not in header:
-            raise CLIError(
-                f"{str(path)!r} has columns {header}; expected path (or filename) and tags, "
-                f"plus an optional fold column, e.g.\n  path,tags\n  clips/a.wav,\"dog,cat\""
-            )
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
-    if not rows:
-        raise CLIError(f"{str(path)!r} lists no clips")
-    base = path.parent
-    names, paths, tags, folds = [], [], [], []
-    missing = []
-    for line, row in enumerate(rows, start=2):
-        name = row[col]
-        if not name:
-            raise CLIError(f"{str(path)!r} line {line}: empty {col}")
-        full = Path(name).expanduser()
-        full = full if full.is_absolute() else base / full
-        if not full.is_file():
-            missing.append(name)
-        names.append(name)
-        paths.append(str(full))
-        tags.append(_split_tags(row["tags"]))
-        if "fold" in row:
-            try:
-                folds.append(int(row["fold"]))
-            except ValueError:
-                raise CLIError(f"{str(path)!r} line {line}: fold must be an integer, got {row['fold']!r}") from None
-    if missing:
-        raise CLIError(
-            f"{len(missing)} audio file(s) listed in {str(path)!r} not found (relative to {str(base)!r}): {_list_preview(missing)}"
-        )
-    return names, paths, tags, (folds if "fold" in rows[0] else None)
+    return load_weak_dataset(src, folds=folds)
 
 
 def _collect_audio(inputs, ext_text):
@@ -425,7 +363,7 @@ def _collect_audio(inputs, ext_text):
             paths.append(str(p))
         else:
             raise CLIError(f"audio file or folder not found: {item!r}")
-    dupes = _repeated(names)
+    dupes = repeated(names)
     if dupes:
         raise CLIError(f"the inputs name some files twice: {', '.join(repr(d) for d in dupes[:5])}")
     return names, paths
@@ -438,7 +376,8 @@ def _chunks(n, size):
 
 def _load_model(path, jobs=None, quiet=False):
     """``(tagger, extractor)`` from a model file."""
-    from . import AttLocTagger, LogMelExtractor
+    from .estimator import AttLocTagger
+    from .features import FEATURE_PARAMS, LogMelExtractor
 
     p = Path(path).expanduser()
     if not p.is_file():
@@ -452,7 +391,7 @@ def _load_model(path, jobs=None, quiet=False):
             UserWarning,
         )
         params = {"n_mels": int(tagger.n_features_in_)}
-    params = {k: v for k, v in params.items() if k in _FEATURE_KEYS}
+    params = {k: v for k, v in params.items() if k in FEATURE_PARAMS}
     extractor = LogMelExtractor(**params, n_jobs=jobs, verbose=False)
     return tagger, extractor
 
@@ -463,13 +402,13 @@ def _extract(extractor, paths):
     return list(X)
 
 
-def _frame_scores(tagger, X, want_attention=False):
-    """``(clip_proba, [frame scores per clip], [attention per clip or None])``, from one
-    forward pass: the frame scores are what ``tagger.localize`` returns."""
-    keys = (tagger.localization,) + (("att",) if want_attention and tagger.pooling != "mean" else ())
-    proba, per_clip, _ = tagger._forward(X, frames=keys)
-    att = per_clip["att"] if "att" in per_clip and want_attention else [None] * len(proba)
-    return proba, per_clip[tagger.localization], att
+def _frame_scores(tagger, X):
+    """``(clip_proba, [frame scores per clip], [attention per clip or None])`` from one
+    forward pass; the frame scores are what ``tagger.localize`` returns."""
+    import numpy as np
+
+    out = tagger.frame_outputs(X)
+    return np.stack([o["clip"] for o in out]), [o[tagger.localization] for o in out], [o.get("att") for o in out]
 
 
 def _check_event_options(tagger, args):
@@ -494,18 +433,11 @@ def _check_event_options(tagger, args):
     return classes, tagger.threshold if args.clip_threshold is None else args.clip_threshold
 
 
-def _median_frames(seconds, hop_s):
-    if seconds <= 0:
-        return None
-    n = 2 * int(round(seconds / hop_s / 2)) + 1
-    return n if n > 1 else None
-
-
 def _events_for(scores, proba, names, durations, classes, extractor, args, clip_threshold):
     """Events of a chunk of clips (see the 'localize' help for the steps)."""
     import numpy as np
 
-    from .events import frames_to_events
+    from .events import frames_to_events, median_filter_frames
 
     threshold = args.frame_threshold
     gated = []
@@ -516,14 +448,9 @@ def _events_for(scores, proba, names, durations, classes, extractor, args, clip_
         gated.append(s)
     return frames_to_events(
         gated, classes, hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds,
-        threshold=threshold, median_filter=_median_frames(args.median_filter, extractor.hop_seconds),
+        threshold=threshold, median_filter=median_filter_frames(args.median_filter, extractor.hop_seconds),
         min_duration=args.min_duration, min_gap=args.min_gap, filenames=names, clip_duration=durations,
     )
-
-
-def _duration(extractor, n_frames):
-    """Seconds covered by ``n_frames`` frames (the clip length up to one hop)."""
-    return ((n_frames - 1) * extractor.hop_length + extractor.n_fft) / extractor.sr
 
 
 def _plot_file(plot_dir, name, features, scores, attention, clip_scores, classes, extractor):
@@ -545,11 +472,12 @@ def _classes(tagger):
 
 # ----------------------------------------------------------------------------- commands
 def _cmd_fit(args):
-    from . import AttLocTagger, LogMelExtractor
+    from .estimator import AttLocTagger
+    from .features import LogMelExtractor
 
     out = _check_output(args.output, "model file")
-    names, paths, tags, _ = _read_labelled(args.data, args.folds)
-    if not any(tags):
+    data = _read_labelled(args.data, args.folds)
+    if not any(data.tags):
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
     devices = args.devices
     if isinstance(devices, str) and devices.isdigit():
@@ -575,17 +503,16 @@ def _cmd_fit(args):
         raise CLIError(f"--kernel-size {args.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
     extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=not args.quiet)
     t0 = time.perf_counter()
-    X = _extract(extractor, paths)
-    n_tagged = sum(bool(t) for t in tags)
-    print(f"{len(X)} clips ({n_tagged} with tags), {len(set(t for ts in tags for t in ts))} tags; "
+    X = _extract(extractor, data.paths)
+    n_tagged = sum(bool(t) for t in data.tags)
+    print(f"{len(X)} clips ({n_tagged} with tags), {len(set(t for ts in data.tags for t in ts))} tags; "
           f"features in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     callbacks = [] if args.quiet else [_train_progress()]
     tagger.set_params(callbacks=callbacks or None)
     t0 = time.perf_counter()
-    tagger.fit(X, tags)
+    tagger.fit(X, data.tags)
     tagger.set_params(callbacks=None)
-    tagger.feature_params_ = {k: v for k, v in extractor.get_params().items() if k in _FEATURE_KEYS}
-    tagger.save(out)  # the safe format (skattloc.persistence)
+    tagger.save(out, extractor=extractor)  # the safe format, with the feature settings
     loss = tagger.history_[-1].get("train_loss", float("nan")) if tagger.history_ else float("nan")
     print(
         f"trained {tagger.n_epochs_} epoch(s) in {time.perf_counter() - t0:.1f} s (final train_loss "
@@ -673,8 +600,8 @@ def _cmd_localize(args):
     with _progress(total=len(paths), desc="localize", unit="file", disable=args.quiet) as bar:
         for sl in _chunks(len(paths), args.chunk):
             X = _extract(extractor, paths[sl])
-            proba, scores, att = _frame_scores(tagger, X, want_attention=args.plot_dir is not None)
-            durations = [_duration(extractor, len(x)) for x in X]
+            proba, scores, att = _frame_scores(tagger, X)
+            durations = [extractor.clip_duration(len(x)) for x in X]
             chunk_events = _events_for(scores, proba, names[sl], durations, classes, extractor, args, clip_threshold)
             events += chunk_events
             if args.plot_dir is not None:
@@ -693,11 +620,13 @@ def _cmd_evaluate(args):
 
     from .events import read_events_tsv
     from .metrics import equal_error_rate, segment_based_metrics
+    from .tags import encode_tags
 
     if args.segment_length <= 0 or not math.isfinite(args.segment_length):
         raise CLIError(f"--segment-length must be a positive number of seconds, got {args.segment_length}")
     out = _check_output(args.output, "report CSV") if args.output else None
-    names, paths, tags, strong = _read_labelled(args.data, args.folds)
+    data = _read_labelled(args.data, args.folds)
+    names, strong = data.filenames, data.strong
     if args.strong is not None:
         sp = Path(args.strong).expanduser()
         if not sp.is_file():
@@ -706,18 +635,15 @@ def _cmd_evaluate(args):
         strong = [e for e in read_events_tsv(sp) if e[0] in kept]
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes, clip_threshold = _check_event_options(tagger, args)
-    unknown = sorted({t for ts in tags for t in ts} - set(classes))
-    if unknown:
-        raise CLIError(f"the data has tags {unknown} that the model does not know (its tags: {classes})")
-    Y = np.array([[int(c in ts) for c in classes] for ts in tags], dtype=int)
+    Y, _ = encode_tags(data.tags, classes, kind="names", name="the data", known_as=f"the model's tags {classes}")
     proba = np.empty(Y.shape, dtype=np.float32)
     est, durations = [], {}
-    with _progress(total=len(paths), desc="evaluate", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(paths), args.chunk):
-            X = _extract(extractor, paths[sl])
+    with _progress(total=len(data.paths), desc="evaluate", unit="file", disable=args.quiet) as bar:
+        for sl in _chunks(len(data.paths), args.chunk):
+            X = _extract(extractor, data.paths[sl])
             if strong is not None:
                 p, scores, _ = _frame_scores(tagger, X)
-                d = [_duration(extractor, len(x)) for x in X]
+                d = [extractor.clip_duration(len(x)) for x in X]
                 durations.update(zip(names[sl], d))
                 est += _events_for(scores, p, names[sl], d, classes, extractor, args, clip_threshold)
                 proba[sl] = p

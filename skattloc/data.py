@@ -7,13 +7,13 @@ model turns into masks.
 """
 from __future__ import annotations
 
-import numbers
 from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from . import _checks
 from .store import ClipSequence
 
 ClipsLike = Union[np.ndarray, Sequence[np.ndarray], ClipSequence]
@@ -119,7 +119,7 @@ def check_clips(X, *, n_features: Optional[int] = None, min_features: int = 1, n
             f"{name} has {n_feat} features (mel bins) per frame, fewer than the CNN kernel "
             f"size {min_features}; use more mel bands or a smaller kernel_size"
         )
-    _check_finite(clips, name)
+    _checks.check_finite_clips(clips, name)
     return clips
 
 
@@ -154,21 +154,8 @@ def _as_float(a: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"Complex data not supported: {name} must hold real numbers, got dtype {a.dtype}")
     if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
         raise TypeError(f"{name} must hold real numbers; got dtype {a.dtype}")
-    with np.errstate(over="ignore"):  # values beyond float32 become Inf: _check_finite names them
+    with np.errstate(over="ignore"):  # values beyond float32 become Inf: check_finite_clips names them
         return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _check_finite(clips, name: str) -> None:
-    if isinstance(clips, np.ndarray):
-        bad = ~np.isfinite(clips).all(axis=(1, 2))
-        idx = np.flatnonzero(bad)
-    else:
-        idx = [i for i, c in enumerate(clips) if not np.isfinite(c).all()]
-    if len(idx):
-        raise ValueError(
-            f"{name} contains NaN or Inf in {len(idx)} clip(s) (first: index {int(idx[0])}); "
-            f"features must be finite"
-        )
 
 
 def n_clips(X: ClipsLike) -> int:
@@ -412,22 +399,3 @@ def inference_loader(X: ClipsLike, batch_size: int) -> DataLoader:
     """
     sampler = SortedBatchSampler(clip_lengths(X), batch_size)
     return DataLoader(ClipDataset(X), batch_sampler=sampler, collate_fn=pad_collate)
-
-
-def check_positive_int(value, name: str) -> None:
-    """Raise ``ValueError`` unless ``value`` is an int >= 1 (``bool`` is not an int here)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def check_random_seed(random_state) -> int:
-    """An int seed from ``None``, an int or a ``numpy.random.RandomState``."""
-    if random_state is None:
-        return int(np.random.randint(0, 2**31 - 1))
-    if isinstance(random_state, numbers.Integral):
-        return int(random_state)
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    raise ValueError(f"random_state must be None, an int or a numpy RandomState; got {random_state!r}")

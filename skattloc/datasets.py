@@ -3,11 +3,12 @@
 * :func:`make_weak_events` synthesises clips with known event times (like
   sklearn's ``make_*`` functions).
 * :func:`load_weak_dataset` reads a DCASE-style folder (``audio/``,
-  ``weak.csv``, optional ``strong.tsv``), e.g. ``shared/data/domestic-mix``.
+  ``weak.csv``, optional ``strong.tsv``), e.g. ``shared/data/domestic-mix``, or a CSV
+  list of audio files and their tags, and selects cross-validation folds.
 * :func:`load_chime_home` reads the DCASE 2016 Task 4 CHiME-Home release.
 
 Both loaders return a :class:`sklearn.utils.Bunch` with the keys ``filenames``,
-``paths``, ``Y``, ``classes``, ``folds``, ``strong``, ``audio``, ``root`` and
+``paths``, ``tags``, ``Y``, ``classes``, ``folds``, ``strong``, ``audio``, ``root`` and
 ``DESCR``.
 """
 import csv
@@ -18,7 +19,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from . import _checks
 from .features import load_audio as _load_audio
+from .tags import encode_tags
 
 __all__ = [
     "CHIME_HOME_TAGS",
@@ -162,8 +165,7 @@ def make_weak_events(
     """
     for name, value, lo in (("n_clips", n_clips, 1), ("n_classes", n_classes, 1),
                             ("sr", sr, 1), ("max_events", max_events, 0)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-            raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+        _checks.check_int(value, name, lo)
     if n_classes > len(EVENT_TYPES):
         raise ValueError(
             f"n_classes must be at most {len(EVENT_TYPES)} (the event types {EVENT_TYPES}), got {n_classes}"
@@ -221,21 +223,6 @@ def _split_tags(text):
     return sorted({t.strip() for t in text.split(",") if t.strip()})
 
 
-def _repeated(names):
-    """The items of ``names`` seen before, in order (each repeat once per extra time)."""
-    seen, repeats = set(), []
-    for name in names:
-        if name in seen:
-            repeats.append(name)
-        seen.add(name)
-    return repeats
-
-
-def _list_preview(names, n=5):
-    shown = ", ".join(repr(str(x)) for x in list(names)[:n])
-    return shown + (", ..." if len(names) > n else "")
-
-
 def _check_dir(path, what):
     root = Path(path).expanduser()
     if not root.exists():
@@ -254,7 +241,7 @@ def _check_files_exist(folder, names, what):
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(names)} {what} files are missing from {str(folder)!r}: "
-            f"{_list_preview(missing)}"
+            f"{_checks.preview(missing)}"
         )
 
 
@@ -263,38 +250,34 @@ def _resolve_classes(classes, tag_lists, source):
     found = {t for tags in tag_lists for t in tags}
     if classes is None:
         return sorted(found)
-    if isinstance(classes, str):
-        raise TypeError(f"classes must be a list of tag names, not the string {classes!r}")
-    classes = [str(c) for c in classes]
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {classes!r}")
+    classes = [str(c) for c in _checks.check_classes(classes)]
     unknown = sorted(found - set(classes))
     if unknown:
-        raise ValueError(f"{source} has tags outside classes={classes!r}: {_list_preview(unknown, 10)}")
+        raise ValueError(f"{source} has tags outside classes={classes!r}: {_checks.preview(unknown, 10)}")
     return classes
 
 
 def _indicator(tag_lists, classes):
-    index = {c: k for k, c in enumerate(classes)}
-    Y = np.zeros((len(tag_lists), len(classes)), dtype=np.int64)
-    for i, tags in enumerate(tag_lists):
-        for t in tags:
-            Y[i, index[t]] = 1
-    return Y
+    return encode_tags(tag_lists, classes, kind="names")[0]
 
 
-def _read_table(path, delimiter, required, optional=(), aliases=None):
-    """Rows of a headed table as dicts; check the header against the expected columns."""
+def _read_table(path, delimiter, required, optional=(), aliases=None, ignore_unknown=False):
+    """Rows of a headed table as dicts; check the header against the expected columns.
+
+    ``aliases`` renames a column unless the table also has one of the new name;
+    ``ignore_unknown`` accepts (and ignores) columns other than the expected ones.
+    """
     aliases = aliases or {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             raise ValueError(f"{str(path)!r} is empty; expected a header row {list(required)}")
-        found = [aliases.get(h.strip(), h.strip()) for h in header]
+        raw = [h.strip() for h in header]
+        found = [h if aliases.get(h) in raw else aliases.get(h, h) for h in raw]
         expected = list(required) + list(optional)
         missing = [c for c in required if c not in found]
-        unknown = [h for h in found if h not in expected]
+        unknown = [] if ignore_unknown else [h for h in found if h not in expected]
         if missing or unknown or len(set(found)) != len(found):
             sep = "tab" if delimiter == "\t" else repr(delimiter)
             raise ValueError(
@@ -326,10 +309,10 @@ def _readme(root):
     return readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
 
 
-def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
-    """Load a weakly labelled data set from a DCASE-style folder.
+def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None):
+    """Load a weakly labelled data set: a DCASE-style folder or a CSV list of audio files.
 
-    Expected layout (as in ``shared/data/domestic-mix``)::
+    Expected layout of a folder (as in ``shared/data/domestic-mix``)::
 
         path/
           audio/<filename>     audio files (FLAC, WAV, ...)
@@ -338,37 +321,51 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
           strong.tsv           optional, tab-separated filename,onset,offset,event_label
                                (seconds)
 
+    or a CSV file with a header row and the columns ``path`` (or ``filename``) and
+    ``tags``, plus an optional ``fold`` (other columns are ignored); each path is relative
+    to the CSV's folder, or absolute::
+
+        path,tags,fold
+        clips/a.wav,"dog,speech",1
+        /data/b.flac,,2
+
     Parameters
     ----------
     path : str or os.PathLike
-        Data set folder.
+        Data set folder, or CSV list of audio files.
     classes : sequence of str or None, default=None
-        Column order of ``Y``; None means the sorted unique tags of ``weak.csv``.
-        Tags outside a given list raise ValueError.
+        Column order of ``Y``; None means the sorted unique tags of every listed clip.
+        Tags of the loaded clips outside a given list raise ValueError.
     load_audio : bool, default=False
         Also load every clip with :func:`skattloc.features.load_audio` at ``sr``.
     sr : int, default=16000
         Sampling rate in Hz used when ``load_audio`` is True.
+    folds : sequence of int or None, default=None
+        Load only the clips of these folds (the ``fold`` column), e.g. the training folds
+        of a cross-validation. With ``classes=None`` the classes are still those of every
+        listed clip, so ``Y`` has the same columns whichever folds are loaded.
 
     Returns
     -------
     data : sklearn.utils.Bunch
-        ``filenames`` (list of str, as in ``weak.csv``), ``paths`` (list of
-        absolute str), ``Y`` (int64 array (n_clips, n_classes)), ``classes``
-        (list of str), ``folds`` (int64 array (n_clips,) or None without a fold
-        column), ``strong`` (list of (filename, onset_s, offset_s, label) in file
-        order, or None without ``strong.tsv``), ``audio`` (float32 array
-        (n_clips, n_samples) if all clips have equal length, else a list of 1-D
-        arrays; None unless ``load_audio``), ``root`` (absolute str) and
-        ``DESCR`` (the folder's README.md, or "").
+        ``filenames`` (list of str, as listed), ``paths`` (list of absolute str), ``tags``
+        (list of the sorted tag names of each clip: ``AttLocTagger().fit(X, data.tags)``
+        gives named ``classes_``), ``Y`` (int64 array (n_clips, n_classes)), ``classes``
+        (list of str), ``folds`` (int64 array (n_clips,) or None without a fold column),
+        ``strong`` (list of (filename, onset_s, offset_s, label) in file order, or None
+        without ``strong.tsv``), ``audio`` (float32 array (n_clips, n_samples) if all clips
+        have equal length, else a list of 1-D arrays; None unless ``load_audio``), ``root``
+        (absolute str: the folder, or the CSV's folder) and ``DESCR`` (the folder's
+        README.md, or "").
 
     Raises
     ------
     FileNotFoundError
         Missing folder, ``weak.csv``, ``audio/`` or audio files (up to 5 named).
     ValueError
-        Bad columns, duplicate filenames, non-integer folds, tags outside
-        ``classes``, or ``strong.tsv`` rows with an unknown filename or label.
+        Bad columns, duplicate filenames (in ``weak.csv``), non-integer folds, tags
+        outside ``classes``, ``strong.tsv`` rows with an unknown filename or label,
+        ``folds`` without a fold column or matching no clip.
 
     Examples
     --------
@@ -384,83 +381,140 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000):
     >>> data = load_weak_dataset(root)
     >>> data.classes, data.Y.tolist(), data.folds.tolist(), data.strong
     (['cat', 'dog'], [[1, 1], [0, 0]], [1, 2], None)
+    >>> with open(os.path.join(root, "list.csv"), "w") as f:
+    ...     _ = f.write('path,tags,fold\\naudio/a.wav,dog,1\\naudio/b.wav,cat,2\\n')
+    >>> data = load_weak_dataset(os.path.join(root, "list.csv"), folds=[2])
+    >>> data.filenames, data.tags, data.classes, data.Y.tolist()
+    (['audio/b.wav'], [['cat']], ['cat', 'dog'], [[1, 0]])
     >>> tmp.cleanup()
     """
-    root = _check_dir(path, "dataset")
-    weak_path = root / "weak.csv"
-    if not weak_path.is_file():
-        raise FileNotFoundError(
-            f"weak label file not found: {str(weak_path)!r} (expected columns filename,tags[,fold])"
-        )
-    rows = _read_table(weak_path, ",", ["filename", "tags"], ["fold"], aliases={"event_labels": "tags"})
-    filenames, tag_lists, folds = [], [], []
+    src = Path(path).expanduser()
+    if src.is_file():
+        root = src.parent.resolve()
+        source = repr(str(src))
+        filenames, paths, tag_lists, fold_list = _read_clip_list(src, source)
+        audio_dir = strong_path = None
+        descr = ""
+    else:
+        root = _check_dir(path, "dataset")
+        weak_path = root / "weak.csv"
+        if not weak_path.is_file():
+            raise FileNotFoundError(
+                f"weak label file not found: {str(weak_path)!r} (expected columns filename,tags[,fold])"
+            )
+        source = repr(str(weak_path))
+        rows = _read_table(weak_path, ",", ["filename", "tags"], ["fold"], aliases={"event_labels": "tags"})
+        filenames, tag_lists, fold_list = _parse_rows(rows, "filename", source)
+        dupes = _checks.repeated(filenames)
+        if dupes:
+            raise ValueError(f"{source} lists {len(dupes)} filenames twice: {_checks.preview(dupes)}")
+        audio_dir = root / "audio"
+        paths = [str(audio_dir / fn) for fn in filenames]
+        strong_path, descr = root / "strong.tsv", _readme(root)
+    keep = _fold_selection(fold_list, folds, len(filenames), source)
+    classes = _resolve_classes(classes, tag_lists if classes is None else [tag_lists[i] for i in keep], source)
+    if audio_dir is not None:
+        _check_files_exist(audio_dir, filenames, "audio")
+    strong = _read_strong(strong_path, set(filenames), {filenames[i] for i in keep}, classes)
+    filenames, paths, tag_lists = ([seq[i] for i in keep] for seq in (filenames, paths, tag_lists))
+    return Bunch(
+        filenames=filenames,
+        paths=paths,
+        tags=tag_lists,
+        Y=_indicator(tag_lists, classes),
+        classes=classes,
+        folds=np.asarray([fold_list[i] for i in keep], dtype=np.int64) if fold_list is not None else None,
+        strong=strong,
+        audio=_load_waves(paths, sr) if load_audio else None,
+        root=str(root),
+        DESCR=descr,
+    )
+
+
+def _parse_rows(rows, name_column, source):
+    """Names, sorted tag lists and folds (None without a fold column) of table rows."""
+    names, tag_lists, folds = [], [], []
     for line_no, row in rows:
-        filenames.append(row["filename"])
+        if not row[name_column]:
+            raise ValueError(f"{source} line {line_no}: empty {name_column}")
+        names.append(row[name_column])
         tag_lists.append(_split_tags(row["tags"]))
         if "fold" in row:
             try:
                 folds.append(int(row["fold"]))
             except ValueError:
-                raise ValueError(
-                    f"{str(weak_path)!r} line {line_no}: fold must be an integer, got {row['fold']!r}"
-                ) from None
-    if not filenames:
-        raise ValueError(f"{str(weak_path)!r} lists no clips")
-    dupes = _repeated(filenames)
-    if dupes:
-        raise ValueError(f"{str(weak_path)!r} lists {len(dupes)} filenames twice: {_list_preview(dupes)}")
-    listed = set(filenames)
-    classes = _resolve_classes(classes, tag_lists, repr(str(weak_path)))
-    audio_dir = root / "audio"
-    _check_files_exist(audio_dir, filenames, "audio")
+                raise ValueError(f"{source} line {line_no}: fold must be an integer, got {row['fold']!r}") from None
+    if not names:
+        raise ValueError(f"{source} lists no clips")
+    return names, tag_lists, (folds if "fold" in rows[0][1] else None)
 
-    strong = None
-    strong_path = root / "strong.tsv"
-    if strong_path.is_file():
-        strong, bad_files, bad_labels = [], [], []
-        for line_no, row in _read_table(strong_path, "\t", ["filename", "onset", "offset", "event_label"]):
-            if not row["event_label"] and not row["onset"] and not row["offset"]:
-                continue  # DESED-style row marking a clip without events
-            try:
-                onset, offset = float(row["onset"]), float(row["offset"])
-            except ValueError:
-                raise ValueError(
-                    f"{str(strong_path)!r} line {line_no}: onset/offset must be numbers (seconds), "
-                    f"got {row['onset']!r}, {row['offset']!r}"
-                ) from None
-            if not 0 <= onset <= offset:
-                raise ValueError(
-                    f"{str(strong_path)!r} line {line_no}: need 0 <= onset <= offset, got {onset}, {offset}"
-                )
-            if row["filename"] not in listed:
-                bad_files.append(row["filename"])
+
+def _read_clip_list(path, source):
+    """``(names, paths, tag_lists, folds)`` of a CSV list ``path,tags[,fold]``."""
+    rows = _read_table(path, ",", ["path", "tags"], ["fold"], aliases={"filename": "path"}, ignore_unknown=True)
+    names, tag_lists, folds = _parse_rows(rows, "path", source)
+    base = path.parent
+    paths = []
+    for name in names:
+        full = Path(name).expanduser()
+        paths.append(str(full if full.is_absolute() else base / full))
+    missing = [n for n, p in zip(names, paths) if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(names)} audio files listed in {source} are missing "
+            f"(paths relative to {str(base)!r}): {_checks.preview(missing)}"
+        )
+    return names, paths, tag_lists, folds
+
+
+def _fold_selection(fold_list, folds, n_clips, source):
+    """Indices of the clips in ``folds`` (every clip when ``folds`` is None)."""
+    if folds is None:
+        return list(range(n_clips))
+    folds = [int(_checks.check_int(f, "each of folds")) for f in folds]
+    if fold_list is None:
+        raise ValueError(f"folds={folds} needs a fold column in {source}, which has none")
+    wanted = set(folds)
+    keep = [i for i, f in enumerate(fold_list) if f in wanted]
+    if not keep:
+        raise ValueError(f"no clip of {source} is in folds {folds} (folds present: {sorted(set(fold_list))})")
+    return keep
+
+
+def _read_strong(path, listed, kept, classes):
+    """Events of ``strong.tsv`` (None without one) in the ``kept`` files; every filename
+    must be ``listed`` and every label of a kept file in ``classes``."""
+    if path is None or not path.is_file():
+        return None
+    strong, bad_files, bad_labels = [], [], []
+    for line_no, row in _read_table(path, "\t", ["filename", "onset", "offset", "event_label"]):
+        if not row["event_label"] and not row["onset"] and not row["offset"]:
+            continue  # DESED-style row marking a clip without events
+        try:
+            onset, offset = float(row["onset"]), float(row["offset"])
+        except ValueError:
+            raise ValueError(
+                f"{str(path)!r} line {line_no}: onset/offset must be numbers (seconds), "
+                f"got {row['onset']!r}, {row['offset']!r}"
+            ) from None
+        if not 0 <= onset <= offset:
+            raise ValueError(f"{str(path)!r} line {line_no}: need 0 <= onset <= offset, got {onset}, {offset}")
+        if row["filename"] not in listed:
+            bad_files.append(row["filename"])
+        elif row["filename"] in kept:
             if row["event_label"] not in classes:
                 bad_labels.append(row["event_label"])
             strong.append((row["filename"], onset, offset, row["event_label"]))
-        if bad_files:
-            bad_files = sorted(set(bad_files))
-            raise ValueError(
-                f"{str(strong_path)!r} has {len(bad_files)} filenames not listed in weak.csv: "
-                f"{_list_preview(bad_files)}"
-            )
-        if bad_labels:
-            raise ValueError(
-                f"{str(strong_path)!r} has labels outside classes={classes!r}: "
-                f"{_list_preview(sorted(set(bad_labels)), 10)}"
-            )
-
-    paths = [str(audio_dir / fn) for fn in filenames]
-    return Bunch(
-        filenames=filenames,
-        paths=paths,
-        Y=_indicator(tag_lists, classes),
-        classes=classes,
-        folds=np.asarray(folds, dtype=np.int64) if folds else None,
-        strong=strong,
-        audio=_load_waves(paths, sr) if load_audio else None,
-        root=str(root),
-        DESCR=_readme(root),
-    )
+    if bad_files:
+        bad_files = sorted(set(bad_files))
+        raise ValueError(
+            f"{str(path)!r} has {len(bad_files)} filenames not listed in weak.csv: {_checks.preview(bad_files)}"
+        )
+    if bad_labels:
+        raise ValueError(
+            f"{str(path)!r} has labels outside classes={classes!r}: {_checks.preview(sorted(set(bad_labels)), 10)}"
+        )
+    return strong
 
 
 def _read_chunk_list(path, with_fold):
@@ -598,6 +652,7 @@ def load_chime_home(path, subset="development", classes=None, load_audio=False, 
         filenames=filenames,
         chunks=chunks,
         paths=paths,
+        tags=tag_lists,
         Y=_indicator(tag_lists, classes),
         classes=classes,
         folds=folds,

@@ -1,37 +1,125 @@
-"""``AttLocTagger``: the scikit-learn estimator, where sklearn meets Lightning."""
+"""``AttLocTagger``: the scikit-learn estimator, where sklearn meets Lightning.
+
+torch and Lightning are imported by the methods that need them (``fit``, inference,
+``load``), not with this module: ``from skattloc import AttLocTagger``, ``clone`` and
+``get_params`` import neither, and ``skattloc --help`` reads the parameters' defaults here.
+The Lightning machinery that ``fit`` hands over (Trainer, callbacks, checkpoints, resume)
+is in :mod:`skattloc.training`; the model-file format in :mod:`skattloc.persistence`.
+"""
 from __future__ import annotations
 
-import contextlib
 import copy
-import logging
-import numbers
+import functools
 import os
 import warnings
-from typing import List
+from typing import TYPE_CHECKING, List
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.preprocessing import MultiLabelBinarizer
 from sklearn.utils.validation import check_is_fitted
 
-from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import Callback, EarlyStopping
-from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
-from lightning.pytorch.loggers import Logger
-from lightning.fabric.utilities.exceptions import MisconfigurationException
-
-from . import data as _data
-from . import persistence as _persist
+from . import _checks
 from . import windowing as _windowing
-from .model import CGRNN, check_architecture
-from .module import LR_SCHEDULES, AttLocModule
+from .tags import decode_tags, encode_tags, tagger_sklearn_tags
+
+if TYPE_CHECKING:  # for readers and type checkers; imported where used
+    import torch
+
+    from .model import CGRNN
 
 LOCALIZATIONS = ("att_frame", "paper", "frame", "loc")
 # Early stopping and best-epoch selection: the metric logged on the validation data, and
 # whether lower is better.
 EARLY_STOPPING_METRICS = {"val_loss": "min", "val_eer": "min", "val_map": "max", "val_auroc": "max"}
-_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+@functools.lru_cache(maxsize=None)
+def _parameter_rules() -> dict:
+    """Every parameter of :class:`AttLocTagger` -> the check of its value on its own.
+
+    A check is ``check(value, name)`` and raises ValueError naming the parameter; None means
+    any value (or one that something else checks: Lightning's ``Trainer`` the accelerator,
+    devices, precision and strategy; ``fit`` the ``random_state``, whose seed it draws, as
+    drawing it here would advance a ``RandomState``). Rules that tie parameters together
+    stay explicit in :meth:`AttLocTagger._validate_params` (``check_architecture`` of
+    :mod:`skattloc.model`, ``localization="loc"``, ``resume``) and in ``fit`` (early
+    stopping needs validation data).
+
+    scikit-learn's own machinery (``_parameter_constraints`` checked by
+    ``sklearn.utils._param_validation``) is not used: it is private API that changes
+    between scikit-learn releases, it raises ``InvalidParameterError`` with its own wording
+    while the messages here are part of skattloc's interface (the command line prints them),
+    and it cannot express the Lightning objects (callbacks, loggers) nor defer the torch
+    and Lightning imports to ``fit``. Built on first use, for the same reason.
+    """
+    from . import training
+    from .model import FRONTENDS, LOC_ACTIVATIONS, LOC_DENOMINATORS, LOC_INPUTS, POOLINGS
+    from .module import LR_SCHEDULES
+
+    partial = functools.partial
+    positive_int = _checks.check_positive_int
+    mask_count = partial(_checks.check_int, minimum=0, allow_bool=True, hint="False counts as 0")
+
+    def one_of(options):
+        return partial(_checks.check_option, options=options)
+
+    def number(low, high=None, closed="[]", **message):
+        return partial(_checks.check_number, low=low, high=high, closed=closed, **message)
+
+    return {
+        # the network (skattloc.model)
+        "pooling": one_of(POOLINGS),
+        "loc_activation": one_of(LOC_ACTIVATIONS),
+        "loc_denominator": one_of(LOC_DENOMINATORS),
+        "loc_background": _checks.check_bool,
+        "loc_input": one_of(LOC_INPUTS),
+        "frontend": one_of(FRONTENDS),
+        "conv_blocks": positive_int,
+        "time_pool": positive_int,
+        "n_filters": positive_int,
+        "kernel_size": positive_int,
+        "rnn_hidden": positive_int,
+        "rnn_layers": positive_int,
+        "dense_units": positive_int,
+        "dropout": number(0.0, 1.0, "[)"),
+        # training (skattloc.module)
+        # Above 10, Adam's bias-corrected step overflows float32 for large values
+        # (RuntimeError inside torch) long before it is a sensible step size.
+        "learning_rate": number(0, 10, "(]", word="a finite number", hint="Adam's step size; the paper uses 1e-3"),
+        "weight_decay": number(0, word="a finite number"),
+        "batch_size": positive_int,
+        "max_epochs": positive_int,
+        "lr_schedule": one_of(LR_SCHEDULES),
+        "spec_augment": mask_count,
+        "time_mask_width": mask_count,
+        "freq_mask_width": mask_count,
+        "mixup_alpha": number(0, word="a finite number", hint="0 disables mixup"),
+        "ema_decay": number(0, 1, "[)", hint="0 turns weight averaging off"),
+        "validation_fraction": number(0.0, 1.0, "[)"),
+        "early_stopping": None,
+        "early_stopping_metric": one_of(tuple(EARLY_STOPPING_METRICS)),
+        "patience": positive_int,
+        # inference
+        "threshold": number(0.0, 1.0, "[]"),
+        "localization": one_of(LOCALIZATIONS),
+        "window_frames": _windowing.check_window_frames,
+        "window_overlap": number(0, 1, "[)"),
+        # Lightning (skattloc.training)
+        "accelerator": None,
+        "devices": None,
+        "precision": None,
+        "strategy": None,
+        "callbacks": training.check_callbacks,
+        "logger": training.check_logger,
+        "trainer_kwargs": _checks.check_dict,
+        "num_workers": partial(_checks.check_int, minimum=0),
+        "warm_start": None,
+        "checkpoint_dir": _checks.check_folder_path,
+        "resume": _checks.check_bool,
+        "keep_checkpoints": _checks.check_bool,
+        "random_state": None,
+        "verbose": None,
+    }
 
 
 class AttLocTagger(ClassifierMixin, BaseEstimator):
@@ -178,6 +266,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ``val_auroc``, ``val_map``.
     n_epochs_ : int
         Epochs actually trained (fewer than ``max_epochs`` after early stopping).
+    feature_params_ : dict
+        Only on a tagger loaded from a file saved with ``save(path, extractor=...)`` (as
+        ``skattloc fit`` does): the :class:`~skattloc.LogMelExtractor` settings of its
+        training features; ``LogMelExtractor(**feature_params_)`` computes the same.
 
     See Also
     --------
@@ -297,165 +389,36 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ sklearn plumbing
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.target_tags.required = True
-        tags.target_tags.multi_output = True
-        tags.target_tags.single_output = False
-        tags.classifier_tags.multi_label = True
+        tags = tagger_sklearn_tags(super().__sklearn_tags__())
         tags.non_deterministic = self.random_state is None
         return tags
 
     def _validate_params(self) -> None:
-        for name in ("n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size", "max_epochs", "patience", "conv_blocks", "time_pool"):
-            _data.check_positive_int(getattr(self, name), name)
-        # The architecture's own rules (allowed values, kernel_size vs frontend, time_pool vs
-        # conv_blocks); the feature count is checked against kernel_size with X in fit.
+        """Check each parameter against its rule (:func:`_parameter_rules`), then the rules
+        that tie parameters together."""
+        from .model import check_architecture
+
+        for name, check in _parameter_rules().items():
+            if check is not None:
+                check(getattr(self, name), name)
+        # The architecture's own rules (kernel_size vs frontend, time_pool vs conv_blocks,
+        # loc_background vs loc_activation); the feature count is checked with X in fit.
         check_architecture(
             n_mels=10**9, pooling=self.pooling, loc_activation=self.loc_activation,
             loc_denominator=self.loc_denominator, loc_background=self.loc_background, loc_input=self.loc_input,
             frontend=self.frontend, kernel_size=self.kernel_size, conv_blocks=self.conv_blocks,
             time_pool=self.time_pool,
         )
-        if self.early_stopping_metric not in EARLY_STOPPING_METRICS:
-            raise ValueError(f"early_stopping_metric must be one of {tuple(EARLY_STOPPING_METRICS)}, got {self.early_stopping_metric!r}")
-        ema = self.ema_decay
-        if not isinstance(ema, numbers.Real) or isinstance(ema, bool) or not np.isfinite(ema) or not 0 <= ema < 1:
-            raise ValueError(f"ema_decay must be a number in [0, 1) (0 turns weight averaging off), got {ema!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        for name in ("spec_augment", "time_mask_width", "freq_mask_width"):
-            v = getattr(self, name)
-            if not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError(f"{name} must be an int >= 0 (False counts as 0), got {v!r}")
-        if (
-            not isinstance(self.mixup_alpha, numbers.Real)
-            or isinstance(self.mixup_alpha, bool)
-            or not np.isfinite(self.mixup_alpha)
-            or self.mixup_alpha < 0
-        ):
-            raise ValueError(f"mixup_alpha must be a finite number >= 0 (0 disables mixup), got {self.mixup_alpha!r}")
-        if self.localization not in LOCALIZATIONS:
-            raise ValueError(f"localization must be one of {LOCALIZATIONS}, got {self.localization!r}")
         if self.localization == "loc" and self.pooling != "att_loc":
             raise ValueError("localization='loc' returns z_loc(t), which only pooling='att_loc' has")
-        _windowing.check_window_params(self.window_frames, self.window_overlap)
-        checks = {
-            "dropout": (0.0, 1.0, True, False),
-            "validation_fraction": (0.0, 1.0, True, False),
-            "threshold": (0.0, 1.0, True, True),
-        }
-        for name, (lo, hi, lo_closed, hi_closed) in checks.items():
-            v = getattr(self, name)
-            ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v)
-            ok = ok and (v >= lo if lo_closed else v > lo) and (v <= hi if hi_closed else v < hi)
-            if not ok:
-                interval = f"{'[' if lo_closed else '('}{lo}, {hi}{']' if hi_closed else ')'}"
-                raise ValueError(f"{name} must be a number in {interval}, got {v!r}")
-        for name in ("learning_rate",):
-            v = getattr(self, name)
-            # Above 10, Adam's bias-corrected step overflows float32 for large values
-            # (RuntimeError inside torch) long before it is a sensible step size.
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v) or not 0 < v <= 10:
-                raise ValueError(f"{name} must be a finite number in (0, 10] (Adam's step size; the paper uses 1e-3), got {v!r}")
-        wd = self.weight_decay
-        if not isinstance(wd, numbers.Real) or isinstance(wd, bool) or not np.isfinite(wd) or wd < 0:
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
-        if not isinstance(self.num_workers, numbers.Integral) or isinstance(self.num_workers, bool) or self.num_workers < 0:
-            raise ValueError(f"num_workers must be an int >= 0, got {self.num_workers!r}")
-        cd = self.checkpoint_dir
-        if cd is not None and (not isinstance(cd, (str, os.PathLike)) or os.fspath(cd) == ""):
-            raise ValueError(f"checkpoint_dir must be None or a folder path (str or os.PathLike), got {cd!r}")
-        for name in ("resume", "keep_checkpoints"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.resume and cd is None:
+        if self.resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir: the folder whose last.ckpt the fit continues from")
-        if self.callbacks is not None and (
-            not isinstance(self.callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in self.callbacks)
-        ):
-            raise ValueError(f"callbacks must be None or a list of lightning.pytorch Callback objects, got {self.callbacks!r}")
-        loggers = self.logger if isinstance(self.logger, (list, tuple)) else [self.logger]
-        if not (isinstance(self.logger, bool) or all(isinstance(lg, Logger) for lg in loggers)):
-            raise ValueError(f"logger must be True, False or a lightning.pytorch logger (or a list of them), got {self.logger!r}")
-        if self.trainer_kwargs is not None and not isinstance(self.trainer_kwargs, dict):
-            raise ValueError(f"trainer_kwargs must be a dict or None, got {type(self.trainer_kwargs).__name__}")
 
     # ------------------------------------------------------------------ targets
-    def _encode_targets(self, Y, n: int, fitting: bool) -> np.ndarray:
-        if Y is None:
-            raise ValueError("AttLocTagger requires y to be passed, but the target y is None; give clip tags Y: an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip")
-        if hasattr(Y, "toarray"):
-            Y = Y.toarray()
-        if isinstance(Y, torch.Tensor):
-            Y = Y.detach().cpu().numpy()
-        if not isinstance(Y, (np.ndarray, list, tuple)) and hasattr(Y, "__array__"):
-            Y = np.asarray(Y)
-        as_names = not isinstance(Y, np.ndarray) and len(Y) > 0 and not _is_number_row(Y[0])
-        if isinstance(Y, np.ndarray) and Y.dtype == object:
-            as_names = True
-        if len(Y) != n:
-            raise ValueError(f"X has {n} clips but Y has {len(Y)} rows; they must match")
-        if as_names:
-            for i, tags in enumerate(Y):
-                if isinstance(tags, (str, bytes)):
-                    raise ValueError(
-                        f"Y[{i}] is the string {tags!r}; give each clip's tags as a list, tuple or "
-                        f"set of tag names (e.g. ['b', 'p']), or an (n_clips, n_classes) 0/1 matrix"
-                    )
-            if fitting and not (self.warm_start and hasattr(self, "classes_")):
-                self._mlb = MultiLabelBinarizer()
-                Ybin = self._mlb.fit_transform(Y)
-                if Ybin.shape[1] == 0:
-                    raise ValueError("Y has no tag in any clip; at least 1 class is required (each clip's tags as a list of names, e.g. [['dog'], []])")
-                self.classes_ = self._mlb.classes_
-            else:
-                self._check_names_known(Y)
-                Ybin = self._binarizer().transform(Y)
-            return Ybin.astype(np.float32)
-        Ybin = np.asarray(Y)
-        if Ybin.ndim == 1:
-            raise ValueError(
-                f"Y must be 2-D (n_clips, n_classes), got a 1-D array of shape {Ybin.shape}; "
-                f"for one tag use Y.reshape(-1, 1)"
-            )
-        if Ybin.ndim != 2:
-            raise ValueError(f"Y must be a 2-D (n_clips, n_classes) 0/1 matrix, got shape {Ybin.shape}")
-        if Ybin.shape[1] == 0:
-            raise ValueError(f"Y has 0 columns (shape {Ybin.shape}); at least 1 class is required: an (n_clips, n_classes) 0/1 matrix with n_classes >= 1")
-        if not (np.issubdtype(Ybin.dtype, np.number) or Ybin.dtype == bool):
-            raise ValueError(f"Y must hold 0/1 values, got dtype {Ybin.dtype}")
-        bad = ~np.isin(Ybin, (0, 1))
-        if bad.any():
-            vals = np.unique(Ybin[bad])[:5]
-            kind = "continuous" if np.any(vals != np.round(vals)) else "multiclass"
-            raise ValueError(
-                f"Unknown label type: {kind}. Y must be a 0/1 indicator matrix (n_clips, n_classes); "
-                f"found other values such as {vals.tolist()}"
-            )
-        if fitting and not (self.warm_start and hasattr(self, "classes_")):
-            self.classes_ = np.arange(Ybin.shape[1])
-            self._mlb = None
-        elif Ybin.shape[1] != len(self.classes_):
-            raise ValueError(
-                f"Y has {Ybin.shape[1]} columns but the model has {len(self.classes_)} classes "
-                f"(classes_={np.asarray(self.classes_).tolist()}); the columns must match classes_"
-            )
-        return Ybin.astype(np.float32)
-
-    def _binarizer(self) -> MultiLabelBinarizer:
-        if getattr(self, "_mlb", None) is None:
-            mlb = MultiLabelBinarizer(classes=list(self.classes_))
-            mlb.fit([])
-            return mlb
-        return self._mlb
-
-    def _check_names_known(self, Y) -> None:
-        known = set(self.classes_.tolist())
-        unknown = sorted({t for tags in Y for t in tags} - known, key=str)
-        if unknown:
-            raise ValueError(f"Y has tags {unknown} that are not in classes_={np.asarray(self.classes_).tolist()}")
+    def _encode(self, y, n_clips: int, classes=None):
+        """``(Y float32 (n_clips, n_classes), classes)``; see :func:`skattloc.tags.encode_tags`."""
+        Y, classes = encode_tags(y, classes, n_clips=n_clips, owner=type(self).__name__)
+        return Y.astype(np.float32), classes
 
     def _warn_degenerate(self, Y: np.ndarray) -> None:
         pos = Y.sum(axis=0)
@@ -479,9 +442,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         """Drop every fitted attribute (``classes_``, ``model_``...)."""
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, name)
-        self.__dict__.pop("_mlb", None)
 
     def _build_model(self, n_features: int, n_classes: int) -> CGRNN:
+        from .model import CGRNN
+
         return CGRNN(
             n_mels=n_features,
             n_classes=n_classes,
@@ -545,8 +509,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         UserWarning
             A class that is never, or always, positive in ``y``.
         """
+        from . import data as _data
+        from . import training as _training
+        from .module import AttLocModule
+
         self._validate_params()
-        resume_from = _persist.resume_checkpoint(self)
+        resume_from = _training.resume_checkpoint(self)
         warm = bool(self.warm_start) and hasattr(self, "model_") and resume_from is None
         if not warm:  # a fit that then fails leaves the estimator unfitted, never half old, half new
             self._forget_fit()
@@ -554,7 +522,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             X, n_features=self.n_features_in_ if warm else None, min_features=self._min_features()
         )
         n = _data.n_clips(X)
-        Yb = self._encode_targets(y, n, fitting=True)
+        Yb, self.classes_ = self._encode(y, n, getattr(self, "classes_", None) if self.warm_start else None)
         self._warn_degenerate(Yb)
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
@@ -570,10 +538,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             )
         if X_val is not None:
             X_val = _data.check_clips(X_val, n_features=_data.clip_feature_count(X), min_features=self._min_features(), name="X_val")
-            Y_val = self._encode_targets(y_val, _data.n_clips(X_val), fitting=False)
-        seed = _data.check_random_seed(self.random_state)
+            Y_val, _ = self._encode(y_val, _data.n_clips(X_val), self.classes_)
+        seed = _checks.check_random_seed(self.random_state)
         if resume_from is not None:  # the interrupted fit's seed: the same split and batches
-            saved = _persist.read_checkpoint_fingerprint(resume_from)
+            saved = _training.read_checkpoint_fingerprint(resume_from)
             seed = int(saved["seed"])
         rng = np.random.RandomState(seed)
 
@@ -589,10 +557,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             perm = rng.permutation(n)
             val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
 
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         X_train = _data.subset(X, train_idx)  # X itself when there is no validation split
-        with torch.random.fork_rng(devices=devices), _quiet(self.verbose):
-            torch.manual_seed(seed)
+        with _training.seeded(seed, self.verbose):
             if warm:  # a copy: a fit that fails (e.g. NaN loss) leaves model_ as it was
                 model = copy.deepcopy(self.model_).train()
             else:
@@ -617,26 +583,26 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 )
             elif X_val is not None:
                 val_dl = _data.train_loader(X_val, Y_val, self.batch_size, seed, 0, shuffle=False)
-            history = _History()
+            history = _training.History()
             ckpt_callbacks, plugins, created_dir = [], [], False
             if self.checkpoint_dir is not None:
-                fingerprint = _persist.fit_fingerprint(self, seed, model.n_mels, self.classes_, Yb)
+                fingerprint = _training.fit_fingerprint(self, seed, model.n_mels, self.classes_, Yb)
                 if resume_from is not None:
-                    _persist.check_resume(resume_from, saved, fingerprint)
+                    _training.check_resume(resume_from, saved, fingerprint)
                 created_dir = not os.path.isdir(self.checkpoint_dir)
-                ckpt_callbacks, plugins = _persist.training_callbacks(self, fingerprint, train_dl.generator)
-            trainer = self._make_trainer(history, ckpt_callbacks, plugins)
-            root = trainer.strategy.root_device
-            if root.type == "cuda" and trainer.world_size == 1:
-                # One GPU: small in-memory data live on it for the fit (docs/performance.md).
-                _data.move_to_device_if_small([train_dl, val_dl], root, torch.cuda.mem_get_info(root)[0])
+                ckpt_callbacks, plugins = _training.checkpoint_callbacks(self, fingerprint, train_dl.generator)
+            stopping = (self.early_stopping_metric, EARLY_STOPPING_METRICS[self.early_stopping_metric])
+            trainer = _training.make_trainer(
+                self, history, ckpt_callbacks, plugins, early_stopping=stopping if self.early_stopping else None
+            )
+            _training.place_small_data(trainer, [train_dl, val_dl])
             trainer.fit(
                 module, train_dataloaders=train_dl, val_dataloaders=val_dl,
                 ckpt_path=None if resume_from is None else os.fspath(resume_from),
                 weights_only=True if resume_from is not None else None,
             )
         if self.checkpoint_dir is not None:
-            _persist.clean_checkpoint_dir(self, created_dir)
+            _training.clean_checkpoint_dir(self, created_dir)
         model = module.model.cpu().float().eval()  # float32 whatever the training precision ("bf16-true", "64-true")
         self.model_ = model
         self.n_features_in_ = model.n_mels
@@ -652,43 +618,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         """Fewest features per frame the network takes: the paper's CNN needs a kernel's width."""
         return self.kernel_size if getattr(self, "frontend", "frame_cnn") == "frame_cnn" else 1
 
-    def _make_trainer(self, history, checkpoint_callbacks=(), plugins=()):
-        callbacks = [history, *checkpoint_callbacks]
-        if self.early_stopping:
-            metric = self.early_stopping_metric
-            mode = EARLY_STOPPING_METRICS[metric]
-            # _BestWeights before the weight averaging: at the end of a validation epoch it
-            # must see the averaged weights, which the averaging swaps out right after.
-            callbacks += [EarlyStopping(monitor=metric, patience=self.patience, mode=mode), _BestWeights(metric, mode)]
-        if self.ema_decay > 0:
-            callbacks.append(EMAWeightAveraging(decay=float(self.ema_decay)))
-        callbacks += list(self.callbacks or [])
-        kwargs = dict(
-            accelerator=self.accelerator,
-            devices=self.devices,
-            precision=self.precision,
-            strategy=self.strategy,
-            max_epochs=self.max_epochs,
-            callbacks=callbacks,
-            logger=self.logger,
-            enable_progress_bar=bool(self.verbose),
-            enable_model_summary=bool(self.verbose),
-            enable_checkpointing=bool(checkpoint_callbacks),
-            num_sanity_val_steps=0,
-        )
-        if self.checkpoint_dir is not None:  # Lightning writes nowhere else (logs included)
-            kwargs.update(default_root_dir=os.fspath(self.checkpoint_dir), plugins=list(plugins))
-        kwargs.update(self.trainer_kwargs or {})
-        try:
-            return Trainer(**kwargs)
-        except MisconfigurationException as exc:  # an sklearn user expects a ValueError
-            raise ValueError(
-                f"invalid Lightning setting (accelerator={self.accelerator!r}, devices={self.devices!r}, "
-                f"precision={self.precision!r}, strategy={self.strategy!r}, trainer_kwargs): {exc}"
-            ) from exc
-
     # ------------------------------------------------------------------ inference
     def _device(self) -> torch.device:
+        import torch
+
         if self.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
             return torch.device("cuda")
         return torch.device("cpu")
@@ -699,6 +632,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ``frames`` names the frame quantities to return (see ``_frame_quantity``); the
         network runs once whatever their number. Returns ``(clip, {key: [per-clip arrays]}, X)``.
         """
+        import torch
+
+        from . import data as _data
+
         check_is_fitted(self, "model_")
         X = _data.check_clips(
             X, n_features=self.n_features_in_, min_features=self._min_features(), estimator=type(self).__name__
@@ -775,7 +712,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
     def predict_tags(self, X) -> List[tuple]:
         """Clip tags as tuples of class names (``classes_`` entries), one per clip."""
-        return [tuple(self.classes_[np.flatnonzero(row)].tolist()) for row in self.predict(X)]
+        return decode_tags(self.predict(X), self.classes_)
 
     def localize(self, X):
         """Frame-level event activity: when each event happens in each clip.
@@ -816,20 +753,49 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         return per_clip
 
     def frame_outputs(self, X) -> List[dict]:
-        """Every frame-level quantity of the network, per clip, for analysis and plots.
+        """Every frame-level quantity of the network, per clip, from one forward pass.
+
+        For analysis, plots and event detection: every :meth:`localize` output (whatever
+        ``localization`` is set to), the attention and the clip probabilities at once.
+
+        Parameters
+        ----------
+        X : array of shape (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
 
         Returns
         -------
         list of dict, one per clip, with arrays over that clip's valid frames:
+            ``"clip"``: the clip probabilities (:meth:`predict_proba`), shape (n_classes,);
             ``"frame"``: ``O(t)``, shape (n_frames_i, n_classes);
+            ``"weighted"``, also under ``"paper"``: the paper's frame output (see
+            :meth:`localize`), shape (n_frames_i, n_classes);
+            ``"att_frame"``: ``z_att(t) O(t)`` (``O(t)`` for ``"mean"``), shape
+            (n_frames_i, n_classes);
             ``"att"``: ``z_att(t)``, shape (n_frames_i,) (``"att"``/``"att_loc"`` only);
-            ``"loc"``: ``z_loc(t)``, shape (n_frames_i, n_classes) (``"att_loc"`` only);
-            ``"weighted"``: the paper's frame output (see :meth:`localize`);
-            ``"clip"``: the clip probabilities, shape (n_classes,).
+            ``"loc"``: ``z_loc(t)``, shape (n_frames_i, n_classes) (``"att_loc"`` only).
+
+            So ``frame_outputs(X)[i][tagger.localization]`` is ``localize(X)[i]``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc import AttLocTagger
+        >>> rng = np.random.default_rng(0)
+        >>> X, Y = rng.normal(size=(6, 5, 4)), np.eye(2, dtype=int)[np.arange(6) % 2]
+        >>> tagger = AttLocTagger(n_filters=4, kernel_size=3, rnn_hidden=4, rnn_layers=1,
+        ...                       dense_units=4, max_epochs=1, random_state=0).fit(X, Y)
+        >>> out = tagger.frame_outputs(X)
+        >>> sorted(out[0]), out[0]["att"].shape, out[0]["loc"].shape
+        (['att', 'att_frame', 'clip', 'frame', 'loc', 'paper', 'weighted'], (5,), (5, 2))
+        >>> bool(np.allclose(out[2][tagger.localization], tagger.localize(X)[2]))
+        True
         """
-        keys = ["frame", "weighted"] + (["att"] if self.pooling != "mean" else []) + (["loc"] if self.pooling == "att_loc" else [])
+        check_is_fitted(self, "model_")
+        keys = ["frame", "weighted", "att_frame"] + (["att"] if self.model_.att is not None else [])
+        keys += ["loc"] if self.model_.loc is not None else []
         clip, per_clip, _ = self._forward(X, frames=keys)
-        return [{"clip": c, **{key: per_clip[key][i] for key in keys}} for i, c in enumerate(clip)]
+        per_clip["paper"] = per_clip["weighted"]  # the name that localization uses
+        return [{"clip": c, **{key: frames[i] for key, frames in per_clip.items()}} for i, c in enumerate(clip)]
 
     def score(self, X, y, sample_weight=None) -> float:
         """Negative macro equal error rate of :meth:`predict_proba` (higher is better).
@@ -842,7 +808,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             raise ValueError("score does not support sample_weight; the EER is unweighted")
         check_is_fitted(self, "model_")
         proba = self.predict_proba(X)
-        Yb = self._encode_targets(y, len(proba), fitting=False)
+        Yb, _ = self._encode(y, len(proba), self.classes_)
         return -float(equal_error_rate(Yb, proba, average="macro"))
 
     # ------------------------------------------------------------------ export
@@ -863,7 +829,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         return to_torchscript(self, path)
 
     # ------------------------------------------------------------------ safe save / load
-    def save(self, path):
+    def save(self, path, extractor=None):
         """Save the fitted tagger to a file that holds only tensors and plain data.
 
         Unlike pickle or joblib, loading the file with :meth:`load` cannot run code. The
@@ -875,6 +841,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ----------
         path : str or os.PathLike
             Destination file, written atomically (e.g. ``"tagger.skattloc"``).
+        extractor : LogMelExtractor, optional
+            The feature extractor of the training clips. Its settings
+            (:meth:`~skattloc.LogMelExtractor.feature_params`: sample rate, mel bands, FFT
+            and hop lengths...) are recorded, and the loaded tagger has them as
+            ``feature_params_``: ``LogMelExtractor(**tagger.feature_params_)`` computes the
+            features the tagger expects. ``skattloc fit`` records them this way.
 
         Returns
         -------
@@ -884,18 +856,22 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Examples
         --------
         >>> import os, tempfile, numpy as np
-        >>> from skattloc import AttLocTagger
+        >>> from skattloc import AttLocTagger, LogMelExtractor
         >>> rng = np.random.default_rng(0)
         >>> X, Y = rng.normal(size=(8, 5, 6)), np.eye(2, dtype=int)[np.arange(8) % 2]
         >>> tagger = AttLocTagger(n_filters=4, kernel_size=3, rnn_hidden=4, rnn_layers=1,
         ...                       dense_units=4, max_epochs=1, random_state=0).fit(X, Y)
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     path = tagger.save(os.path.join(d, "tagger.skattloc"))
+        ...     path = tagger.save(os.path.join(d, "tagger.skattloc"), extractor=LogMelExtractor(n_mels=6))
         ...     loaded = AttLocTagger.load(path)
         >>> bool((loaded.predict_proba(X) == tagger.predict_proba(X)).all())
         True
+        >>> loaded.feature_params_["n_mels"]
+        6
         """
-        return _persist.save_tagger(self, path)
+        from . import persistence
+
+        return persistence.save_tagger(self, path, extractor=extractor)
 
     @classmethod
     def load(cls, path):
@@ -922,11 +898,19 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         FileNotFoundError
             If ``path`` does not exist.
         """
-        return _persist.load_tagger(path, cls=cls)
+        from . import persistence
+
+        def build(params, n_features, n_classes):
+            estimator = cls(**params)
+            return estimator, estimator._build_model(n_features, n_classes)
+
+        return persistence.restore_tagger(path, build, cls().get_params(deep=False))
 
 
 def _run_windows(model, x: np.ndarray, device, keys):
     """Clip and frame outputs of full-length windows ``x`` (no padding, so no lengths)."""
+    import torch
+
     out = model(torch.from_numpy(x).to(device))
     return out.clip.float().cpu().numpy(), {k: _frame_quantity(out, k).float().cpu().numpy() for k in keys}
 
@@ -943,81 +927,3 @@ def _frame_quantity(out, key: str) -> torch.Tensor:
     if key == "att_frame":
         return out.frame if out.att is None else out.att.unsqueeze(-1) * out.frame
     raise ValueError(key)
-
-
-def _is_number_row(row) -> bool:
-    a = np.asarray(row) if not isinstance(row, (set, frozenset)) else None
-    return a is not None and a.dtype != object and (np.issubdtype(a.dtype, np.number) or a.dtype == bool) and a.ndim == 1
-
-
-@contextlib.contextmanager
-def _quiet(verbose):
-    """Silence Lightning's banners, tips and data-loader hints unless ``verbose``."""
-    if verbose:
-        yield
-        return
-    saved = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
-    for name in _LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*The number of training batches.*")
-            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
-            yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
-
-
-class _History(Callback):
-    """Collects the epoch-level metrics that Lightning logged."""
-
-    def __init__(self):
-        self.rows = []
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        row = {"epoch": int(trainer.current_epoch)}
-        for k, v in trainer.callback_metrics.items():
-            row[k] = float(v)
-        self.rows.append(row)
-        # Also on the module: Lightning's spawn/fork launchers send it back (extra state).
-        pl_module.epoch_history = [dict(r) for r in self.rows]
-
-    # Saved in checkpoints, so a resumed fit's history_ holds every epoch.
-    def state_dict(self):
-        return {"rows": [dict(r) for r in self.rows]}
-
-    def load_state_dict(self, state):
-        self.rows = [dict(r) for r in state["rows"]]
-
-
-class _BestWeights(Callback):
-    """Keeps the weights of the epoch with the best ``metric`` (``mode`` "min" or "max") and restores them."""
-
-    def __init__(self, metric="val_loss", mode="min"):
-        self.metric, self.sign = metric, (1.0 if mode == "min" else -1.0)
-        self.best = float("inf")
-        self.state = None
-
-    def on_validation_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.metric)
-        if value is not None and self.sign * float(value) < self.best:
-            self.best = self.sign * float(value)
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
-
-    def on_fit_end(self, trainer, pl_module):
-        if self.state is not None:
-            pl_module.model.load_state_dict(self.state)
-
-    def state_dict(self):
-        return {"best": self.best, "state": self.state}
-
-    def load_state_dict(self, state):
-        self.best, self.state = float(state["best"]), state["state"]

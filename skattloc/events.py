@@ -26,10 +26,11 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.ndimage import median_filter as _nd_median_filter
 
-from .metrics import _as_clip_list, _check_binary, _check_finite
+from . import _checks
 
 __all__ = [
     "frames_to_events",
+    "median_filter_frames",
     "events_to_frames",
     "write_events_tsv",
     "read_events_tsv",
@@ -39,36 +40,12 @@ __all__ = [
 _TIME_TOL = 1e-9  # seconds; durations/gaps this close to a limit count as equal
 
 
-def _check_classes(classes, n_classes=None):
-    if isinstance(classes, (str, bytes)):
-        raise ValueError(f"classes must be a sequence of labels, not the string {classes!r}.")
-    classes = list(classes)
-    if len(classes) == 0:
-        raise ValueError("classes must contain at least one label.")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes contains duplicate labels: {classes}.")
-    if n_classes is not None and len(classes) != n_classes:
-        raise ValueError(
-            f"classes has {len(classes)} labels but the frame matrix has {n_classes} "
-            "class columns."
-        )
-    return classes
-
-
-def _check_positive(value, name, allow_zero=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds; got {value!r}.")
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'} seconds; got {value}.")
-    return float(value)
-
-
 def _frame_clips(frame_scores):
     """Accept (n_clips, n_frames, n_classes), list of 2-D, or one 2-D array."""
     if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
-        clips = _as_clip_list([frame_scores], "frame_scores")
+        clips = _checks.as_clip_list([frame_scores], "frame_scores")
     else:
-        clips = _as_clip_list(frame_scores, "frame_scores")
+        clips = _checks.as_clip_list(frame_scores, "frame_scores")
     if len(clips) == 0:
         raise ValueError("Empty input: frame_scores contains no clips.")
     n_classes = clips[0].shape[1]
@@ -77,7 +54,7 @@ def _frame_clips(frame_scores):
             raise ValueError(
                 f"frame_scores[{i}] has {c.shape[1]} classes but clip 0 has {n_classes}."
             )
-        _check_finite(c, f"frame_scores[{i}]")
+        _checks.check_finite(c, f"frame_scores[{i}]")
     return clips
 
 
@@ -110,6 +87,37 @@ def _runs(active):
     padded = np.concatenate(([False], active, [False]))
     d = np.diff(padded.astype(np.int8))
     return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def median_filter_frames(seconds, hop_s):
+    """The median filter window, in frames, closest to ``seconds``: an odd number of frames.
+
+    The ``median_filter`` argument of :func:`frames_to_events` for a window given in
+    seconds: ``2 * round(seconds / hop_s / 2) + 1`` frames, or None (no filter) when that
+    is 1 frame or ``seconds`` is 0.
+
+    Parameters
+    ----------
+    seconds : float
+        Window length in seconds, >= 0.
+    hop_s : float
+        Frame hop in seconds (``LogMelExtractor().hop_seconds``), > 0.
+
+    Returns
+    -------
+    int or None
+        Odd window length in frames (>= 3), or None.
+
+    Examples
+    --------
+    >>> from skattloc.events import median_filter_frames
+    >>> median_filter_frames(0.1, 0.016), median_filter_frames(0.0, 0.016)
+    (7, None)
+    """
+    seconds = _checks.check_seconds(seconds, "median filter length", allow_zero=True)
+    hop_s = _checks.check_seconds(hop_s, "hop_s")
+    n = 2 * int(round(seconds / hop_s / 2)) + 1
+    return n if n > 1 else None
 
 
 def frames_to_events(
@@ -156,7 +164,7 @@ def frames_to_events(
         or 1 disables).  It is applied to the thresholded binary activity with
         edge replication; since thresholding commutes with a median, this is
         the same as median-filtering the scores first.  For a window of
-        ``w_s`` seconds use ``2 * round(w_s / hop_s / 2) + 1``.
+        ``w_s`` seconds use :func:`median_filter_frames` (``2 * round(w_s / hop_s / 2) + 1``).
     min_duration : float, default=0.0
         Drop events shorter than this many seconds (after merging/clipping).
     min_gap : float, default=0.0
@@ -190,13 +198,13 @@ def frames_to_events(
     """
     clips = _frame_clips(frame_scores)
     n_clips = len(clips)
-    classes = _check_classes(classes, clips[0].shape[1])
-    hop_s = _check_positive(hop_s, "hop_s")
+    classes = _checks.check_classes(classes, clips[0].shape[1])
+    hop_s = _checks.check_seconds(hop_s, "hop_s")
     if not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
         raise ValueError(f"offset_s must be a finite number of seconds; got {offset_s!r}.")
     offset_s = float(offset_s)
-    min_duration = _check_positive(min_duration, "min_duration", allow_zero=True)
-    min_gap = _check_positive(min_gap, "min_gap", allow_zero=True)
+    min_duration = _checks.check_seconds(min_duration, "min_duration", allow_zero=True)
+    min_gap = _checks.check_seconds(min_gap, "min_gap", allow_zero=True)
     thr = _thresholds(threshold, classes)
 
     if median_filter is not None:
@@ -315,10 +323,9 @@ def events_to_frames(
     array([[0, 1, 1, 0],
            [0, 0, 0, 0]], dtype=uint8)
     """
-    classes = _check_classes(classes)
-    if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 0:
-        raise ValueError(f"n_frames must be a non-negative int; got {n_frames!r}.")
-    hop_s = _check_positive(hop_s, "hop_s")
+    classes = _checks.check_classes(classes)
+    _checks.check_int(n_frames, "n_frames", 0)
+    hop_s = _checks.check_seconds(hop_s, "hop_s")
     if not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
         raise ValueError(f"offset_s must be a finite number of seconds; got {offset_s!r}.")
     events = list(events)
@@ -557,28 +564,11 @@ def tune_thresholds(frame_true, frame_scores, classes=None, metric="f1", grid=No
     """
     if metric != "f1":
         raise ValueError(f"metric={metric!r} is not supported; expected one of ['f1'].")
-    true_clips = _as_clip_list(frame_true, "frame_true")
-    score_clips = _as_clip_list(frame_scores, "frame_scores")
-    if len(true_clips) == 0:
-        raise ValueError("Empty input: frame_true contains no clips.")
-    if len(true_clips) != len(score_clips):
-        raise ValueError(
-            f"frame_true and frame_scores must contain the same number of clips; got "
-            f"{len(true_clips)} and {len(score_clips)}."
-        )
-    for i, (t, s) in enumerate(zip(true_clips, score_clips)):
-        if t.shape != s.shape:
-            raise ValueError(
-                f"Clip {i}: frame_true and frame_scores shapes differ: {t.shape} vs {s.shape}."
-            )
-    yt = _check_binary(np.concatenate(true_clips, axis=0), "frame_true")
-    ys = np.concatenate(score_clips, axis=0)
-    _check_finite(ys, "frame_scores")
-    if yt.shape[0] == 0:
-        raise ValueError("Empty input: no frames.")
+    true_clips, score_clips = _checks.check_frame_pairs(frame_true, frame_scores, ("frame_true", "frame_scores"))
+    yt, ys = np.concatenate(true_clips, axis=0), np.concatenate(score_clips, axis=0)
     n_classes = yt.shape[1]
     if classes is not None:
-        classes = _check_classes(classes, n_classes)
+        classes = _checks.check_classes(classes, n_classes)
     if grid is not None:
         grid = np.sort(np.asarray(grid, dtype=np.float64).ravel())
         if grid.size == 0 or not np.all(np.isfinite(grid)):

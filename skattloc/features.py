@@ -28,9 +28,13 @@ from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
-from .data import check_positive_int as _check_positive_int
+from ._checks import check_int, check_positive_int
 
-__all__ = ["AudioLoadError", "LogMelExtractor", "load_audio"]
+__all__ = ["AudioLoadError", "FEATURE_PARAMS", "LogMelExtractor", "load_audio"]
+
+#: The :class:`LogMelExtractor` parameters that decide the features (not ``n_jobs`` and
+#: ``verbose``): the settings a model file records (``AttLocTagger.save(path, extractor=)``).
+FEATURE_PARAMS = ("sr", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "log_offset", "resample", "window")
 
 
 class AudioLoadError(ValueError):
@@ -112,7 +116,7 @@ def load_audio(path, sr=16000, mono=True, resample=True):
         raise AudioLoadError(f"cannot read audio file {path!r}: it is a directory")
     if os.path.getsize(path) == 0:
         raise AudioLoadError(f"cannot read audio file {path!r}: the file is empty (0 bytes); expected an audio file")
-    _check_positive_int(sr, "sr")
+    check_positive_int(sr, "sr")
     data, file_sr = _read_any(path)
     if data.shape[0] == 0:
         raise ValueError(f"empty audio: {path!r} contains 0 samples")
@@ -241,7 +245,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     # ------------------------------------------------------------------ params
     def _validate_params(self):
         for name in ("sr", "n_mels", "n_fft", "hop_length"):
-            _check_positive_int(getattr(self, name), name)
+            check_positive_int(getattr(self, name), name)
         nyquist = self.sr / 2
         if not isinstance(self.fmin, numbers.Real) or not 0 <= self.fmin < nyquist:
             raise ValueError(f"fmin must be in [0, sr/2 = {nyquist}) Hz, got {self.fmin!r}")
@@ -253,10 +257,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         if not isinstance(self.log_offset, numbers.Real) or not self.log_offset > 0:
             raise ValueError(f"log_offset must be a positive float, got {self.log_offset!r}")
-        if self.n_jobs is not None and (
-            isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, numbers.Integral)
-        ):
-            raise ValueError(f"n_jobs must be None or an int, got {self.n_jobs!r}")
+        check_int(self.n_jobs, "n_jobs", allow_none=True)
 
     def _mel_basis(self):
         with warnings.catch_warnings():
@@ -306,9 +307,56 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         >>> LogMelExtractor().frame_times(3)
         array([0.016, 0.032, 0.048])
         """
-        if isinstance(n_frames, bool) or not isinstance(n_frames, numbers.Integral) or n_frames < 0:
-            raise ValueError(f"n_frames must be a non-negative int, got {n_frames!r}")
+        check_int(n_frames, "n_frames", 0)
         return (np.arange(n_frames) * self.hop_length + self.n_fft / 2) / self.sr
+
+    def clip_duration(self, n_frames):
+        """Seconds of audio that ``n_frames`` frames cover: the clip length up to one hop.
+
+        A clip of ``n_samples`` samples gives ``1 + (n_samples - n_fft) // hop_length``
+        frames (no padding), which cover its first ``(n_frames - 1) * hop_length + n_fft``
+        samples; the up to ``hop_length - 1`` samples after them are not analysed.
+
+        Parameters
+        ----------
+        n_frames : int
+            Number of frames, >= 1.
+
+        Returns
+        -------
+        float
+            ``((n_frames - 1) * hop_length + n_fft) / sr`` seconds.
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor().clip_duration(249)  # the frames of a 4 s clip at 16 kHz
+        4.0
+        """
+        check_positive_int(n_frames, "n_frames")
+        return ((n_frames - 1) * self.hop_length + self.n_fft) / self.sr
+
+    def feature_params(self):
+        """The parameters that decide the features, as plain data.
+
+        Every parameter but ``n_jobs`` and ``verbose`` (which change how, not what, is
+        computed): ``LogMelExtractor(**ext.feature_params())`` computes the same features
+        as ``ext``. :meth:`AttLocTagger.save(path, extractor=ext)
+        <skattloc.AttLocTagger.save>` records them in the model file.
+
+        Returns
+        -------
+        dict
+            The values of :data:`FEATURE_PARAMS`.
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor(n_mels=64).feature_params()["n_mels"]
+        64
+        """
+        params = self.get_params()
+        return {k: params[k] for k in FEATURE_PARAMS}
 
     # ------------------------------------------------------------ estimator
     def fit(self, X, y=None):

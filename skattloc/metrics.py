@@ -34,6 +34,9 @@ from scipy.stats import rankdata
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from . import _checks
+from .tags import encode_tags
+
 __all__ = [
     "equal_error_rate",
     "eer_score",
@@ -59,42 +62,10 @@ def _check_average(average):
         )
 
 
-def _as_float_array(x, name):
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} must be a numeric array-like (ragged nested lists are not "
-            f"accepted here); got {type(x).__name__}: {exc}"
-        ) from None
-    return arr
-
-
-def _check_finite(arr, name):
-    if not np.all(np.isfinite(arr)):
-        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(
-            f"{name} contains {n_bad} NaN or infinite value(s); expected finite numbers."
-        )
-
-
-def _check_binary(arr, name):
-    """Return ``arr`` as a float array after checking it only holds 0 and 1."""
-    arr = _as_float_array(arr, name)
-    _check_finite(arr, name)
-    bad = (arr != 0) & (arr != 1)
-    if np.any(bad):
-        examples = np.unique(arr[bad])[:5].tolist()
-        raise ValueError(
-            f"{name} must be binary (0/1 or bool); found other values, e.g. {examples}."
-        )
-    return arr
-
-
 def _check_clip_arrays(y_true, y_score):
     """Validate clip-level inputs; return 2-D ``(n_samples, n_classes)`` arrays."""
-    y_true = _check_binary(y_true, "y_true")
-    y_score = _as_float_array(y_score, "y_score")
+    y_true = _checks.check_binary(y_true, "y_true")
+    y_score = _checks.as_float_array(y_score, "y_score")
     if y_true.ndim not in (1, 2):
         raise ValueError(
             f"y_true must be 1-D (n_samples,) or 2-D (n_samples, n_classes); "
@@ -107,69 +78,11 @@ def _check_clip_arrays(y_true, y_score):
         )
     if y_true.shape[0] == 0 or y_true.size == 0:
         raise ValueError(f"Empty input: y_true has shape {y_true.shape}; need at least one sample and one class.")
-    _check_finite(y_score, "y_score")
+    _checks.check_finite(y_score, "y_score")
     if y_true.ndim == 1:
         y_true = y_true[:, None]
         y_score = y_score[:, None]
     return y_true, y_score
-
-
-def _as_clip_list(x, name):
-    """Turn a 3-D array or a list of 2-D arrays into a list of 2-D float arrays."""
-    if isinstance(x, np.ndarray):
-        arr = _as_float_array(x, name)
-        if arr.ndim == 3:
-            return [arr[i] for i in range(arr.shape[0])]
-        raise ValueError(
-            f"{name} must be an array of shape (n_clips, n_frames, n_classes) or a list "
-            f"of (n_frames_i, n_classes) arrays; got an array of shape {arr.shape}."
-        )
-    if not isinstance(x, Sequence) or isinstance(x, (str, bytes)):
-        raise ValueError(
-            f"{name} must be an array of shape (n_clips, n_frames, n_classes) or a list "
-            f"of (n_frames_i, n_classes) arrays; got {type(x).__name__}."
-        )
-    clips = []
-    for i, clip in enumerate(x):
-        c = _as_float_array(clip, f"{name}[{i}]")
-        if c.ndim != 2:
-            raise ValueError(
-                f"{name}[{i}] must be 2-D (n_frames, n_classes); got shape {c.shape}."
-            )
-        clips.append(c)
-    return clips
-
-
-def _check_frame_inputs(y_true, y_score):
-    """Validate frame-level inputs; return lists of per-clip 2-D arrays."""
-    true_clips = _as_clip_list(y_true, "y_true")
-    score_clips = _as_clip_list(y_score, "y_score")
-    if len(true_clips) == 0:
-        raise ValueError("Empty input: y_true contains no clips.")
-    if len(true_clips) != len(score_clips):
-        raise ValueError(
-            f"y_true and y_score must contain the same number of clips; got "
-            f"{len(true_clips)} and {len(score_clips)}."
-        )
-    n_classes = true_clips[0].shape[1]
-    for i, (t, s) in enumerate(zip(true_clips, score_clips)):
-        if t.shape != s.shape:
-            raise ValueError(
-                f"Clip {i}: y_true and y_score must have the same shape; got {t.shape} "
-                f"and {s.shape}."
-            )
-        if t.shape[1] != n_classes:
-            raise ValueError(
-                f"Clip {i} has {t.shape[1]} classes but clip 0 has {n_classes}; all "
-                "clips must have the same number of classes."
-            )
-        _check_binary(t, f"y_true[{i}]")
-        _check_finite(s, f"y_score[{i}]")
-    if n_classes == 0:
-        raise ValueError("Empty input: y_true has zero classes.")
-    if sum(t.shape[0] for t in true_clips) == 0:
-        raise ValueError("Empty input: y_true contains no frames.")
-    return true_clips, score_clips
 
 
 def _reduce(values, average):
@@ -281,7 +194,7 @@ def _proba_matrix(estimator, X):
     if isinstance(proba, list):
         # e.g. MultiOutputClassifier: list of (n_samples, 2) arrays
         proba = np.column_stack([np.asarray(p)[:, -1] for p in proba])
-    proba = _as_float_array(proba, "predict_proba(X)")
+    proba = _checks.as_float_array(proba, "predict_proba(X)")
     if proba.ndim == 1:
         proba = proba[:, None]
     if proba.ndim != 2:
@@ -337,16 +250,7 @@ def _binarize_for_scorer(y, proba, classes):
                 "y is given as lists of tags but the estimator has no `classes_` "
                 "attribute to align them with the columns of predict_proba."
             )
-        index = {c: j for j, c in enumerate(classes)}
-        Y = np.zeros((n_samples, n_cols))
-        for i, tags in enumerate(items):
-            for tag in tags:
-                if tag not in index:
-                    raise ValueError(
-                        f"y[{i}] contains the tag {tag!r}, which is not in the "
-                        f"estimator's classes_ {classes}."
-                    )
-                Y[i, index[tag]] = 1.0
+        Y, _ = encode_tags(items, classes, kind="names", name="y", known_as=f"the estimator's classes_ {classes}")
         return Y, proba
     # one label per sample
     if n_cols == 1:
@@ -472,7 +376,7 @@ as ``KFold(5)``, in that case.
 # frame-level localization metrics
 # --------------------------------------------------------------------------
 def _pooled(y_true, y_score):
-    true_clips, score_clips = _check_frame_inputs(y_true, y_score)
+    true_clips, score_clips = _checks.check_frame_pairs(y_true, y_score)
     return np.concatenate(true_clips, axis=0), np.concatenate(score_clips, axis=0)
 
 
@@ -608,7 +512,7 @@ def within_clip_auc(y_true, y_score, average="macro", return_counts=False):
     _check_average(average)
     if not isinstance(return_counts, (bool, np.bool_)):
         raise ValueError(f"return_counts must be a bool; got {return_counts!r}.")
-    true_clips, score_clips = _check_frame_inputs(y_true, y_score)
+    true_clips, score_clips = _checks.check_frame_pairs(y_true, y_score)
     n_classes = true_clips[0].shape[1]
     sums = np.zeros(n_classes)
     counts = np.zeros(n_classes, dtype=np.int64)
@@ -696,17 +600,6 @@ def _normalize_events(events, name, classes):
             )
         out.append((fn, onset, offset, label))
     return out
-
-
-def _check_classes(classes):
-    if isinstance(classes, (str, bytes)):
-        raise ValueError(f"classes must be a sequence of labels, not the string {classes!r}.")
-    classes = list(np.ravel(np.asarray(classes, dtype=object))) if isinstance(classes, np.ndarray) else list(classes)
-    if len(classes) == 0:
-        raise ValueError("classes must contain at least one event label.")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes contains duplicates: {classes}.")
-    return classes
 
 
 def _group_by_file(ref, est, filenames):
@@ -870,7 +763,7 @@ def segment_based_metrics(
     >>> r["class_wise"]["dog"]["precision"], r["class_wise"]["dog"]["recall"]
     (0.5, 1.0)
     """
-    classes = _check_classes(classes)
+    classes = _checks.check_classes(classes)
     try:
         res = float(segment_length)
     except (TypeError, ValueError):
@@ -1043,7 +936,7 @@ def event_based_metrics(
     >>> r["f_measure"], r["error_rate"], r["substitution_rate"]
     (0.5, 0.5, 0.5)
     """
-    classes = _check_classes(classes)
+    classes = _checks.check_classes(classes)
     for name, val in (("t_collar", t_collar), ("percentage_of_length", percentage_of_length)):
         if not isinstance(val, numbers.Real) or not math.isfinite(val):
             raise ValueError(f"{name} must be a finite number; got {val!r}.")

@@ -11,7 +11,7 @@ File format (version 1)
 One ``torch.save`` zip archive holding a dict:
 
 ``"format"``: ``"skattloc.AttLocTagger"``; ``"format_version"``: 1
-    What the file is; :func:`load_tagger` refuses other formats and other versions.
+    What the file is; :func:`restore_tagger` refuses other formats and other versions.
 ``"skattloc_version"``, ``"torch_version"``: str
     The versions that wrote the file (informative; compatibility is ``format_version``).
 ``"estimator"``: str
@@ -30,10 +30,17 @@ One ``torch.save`` zip archive holding a dict:
     The other fitted attributes (``classes_``, ``n_features_in_``, ``history_``,
     ``n_epochs_``, ``feature_mean_``...), each as ``{"kind": "plain", "value": ...}``,
     ``{"kind": "ndarray", "tensor": Tensor, "dtype": str}`` or
-    ``{"kind": "ndarray_list", "data": list, "dtype": str}``.
+    ``{"kind": "ndarray_list", "data": list, "dtype": str}``. With
+    ``save(path, extractor=...)``, also ``feature_params_``: the
+    :class:`~skattloc.LogMelExtractor` settings of the training features (plain data).
 
 Tensors are mapped to the CPU on load, so a model saved from GPU tensors loads on a
 machine without a GPU.
+
+This module knows the file, not the estimator: :func:`save_tagger` reads only an
+estimator's public state, and :func:`restore_tagger` is told how to build one. Lightning
+training checkpoints (``checkpoint_dir``) are :mod:`skattloc.training`'s; they are written
+and read with the same :func:`atomic_torch_save` and :func:`safe_torch_load`.
 """
 from __future__ import annotations
 
@@ -45,12 +52,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, Checkpoint
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ._version import __version__
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ModelFileError", "load_tagger", "read_model_info", "save_tagger"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ModelFileError",
+    "atomic_torch_save",
+    "load_tagger",
+    "plain_data",
+    "read_model_info",
+    "refusal_reason",
+    "restore_tagger",
+    "safe_torch_load",
+    "save_tagger",
+]
 
 FORMAT = "skattloc.AttLocTagger"
 FORMAT_VERSION = 1
@@ -66,9 +83,19 @@ class ModelFileError(ValueError):
 
 
 # ---------------------------------------------------------------------------- encoding
-def _plain(value):
+def plain_data(value):
     """``(True, value as plain data)`` or ``(False, None)``: None, bool, int, float, str,
-    and lists/tuples/str-keyed dicts of those. numpy scalars and paths are converted."""
+    and lists/tuples/str-keyed dicts of those. numpy scalars and paths are converted.
+
+    Plain data is what ``torch.load(weights_only=True)`` reads back without running code.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc.persistence import plain_data
+    >>> plain_data({"n": np.int64(3), "tags": ("dog",)}), plain_data(object())
+    ((True, {'n': 3, 'tags': ('dog',)}), (False, None))
+    """
     if value is None or isinstance(value, (bool, str)):
         return True, value
     if isinstance(value, np.generic) and np.ndim(value) == 0 and value.dtype.kind in "biuf":
@@ -82,7 +109,7 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         out = []
         for v in value:
-            ok, p = _plain(v)
+            ok, p = plain_data(v)
             if not ok:
                 return False, None
             out.append(p)
@@ -90,7 +117,7 @@ def _plain(value):
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
-            ok, p = _plain(v)
+            ok, p = plain_data(v)
             if not ok or not isinstance(k, str):
                 return False, None
             out[k] = p
@@ -108,11 +135,11 @@ def _encode_attr(name, value):
                 return {"kind": "ndarray", "tensor": tensor, "dtype": str(value.dtype)}
             except TypeError:  # a dtype torch has no tensor for: store as a list
                 pass
-        ok, data = _plain(value.tolist())
+        ok, data = plain_data(value.tolist())
         if ok and value.dtype.kind in _LIST_KINDS:
             return {"kind": "ndarray_list", "data": data, "dtype": str(value.dtype)}
     else:
-        ok, data = _plain(value)
+        ok, data = plain_data(value)
         if ok:
             return {"kind": "plain", "value": data}
     raise TypeError(
@@ -148,8 +175,12 @@ def _decode_attr(name, enc, path):
 
 
 # ---------------------------------------------------------------------------- save
-def save_tagger(estimator, path):
+def save_tagger(estimator, path, extractor=None):
     """Write a fitted tagger to ``path`` in the safe format (tensors and plain data only).
+
+    What :meth:`AttLocTagger.save <skattloc.AttLocTagger.save>` does. It reads only the
+    estimator's public state: ``get_params()``, ``model_`` and the other fitted attributes
+    (public names ending in ``_``).
 
     Parameters
     ----------
@@ -158,6 +189,10 @@ def save_tagger(estimator, path):
     path : str or os.PathLike
         Destination file (by convention ``*.skattloc``). Written atomically: a temporary
         file in the same folder is renamed over ``path``.
+    extractor : LogMelExtractor, optional
+        The extractor of the features the tagger was trained on. Its
+        :meth:`~skattloc.LogMelExtractor.feature_params` are recorded, and the loaded
+        tagger has them as ``feature_params_``.
 
     Returns
     -------
@@ -169,7 +204,8 @@ def save_tagger(estimator, path):
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     TypeError
-        If a fitted attribute cannot be stored as tensors or plain data.
+        If a fitted attribute cannot be stored as tensors or plain data, or ``extractor``
+        is not a :class:`~skattloc.LogMelExtractor`.
 
     Warns
     -----
@@ -182,7 +218,7 @@ def save_tagger(estimator, path):
     check_is_fitted(estimator, "model_")
     params, dropped = {}, []
     for key, value in estimator.get_params(deep=False).items():
-        ok, p = _plain(value)
+        ok, p = plain_data(value)
         if ok:
             params[key] = p
         else:
@@ -198,8 +234,12 @@ def save_tagger(estimator, path):
     for key, value in vars(estimator).items():
         if key.endswith("_") and not key.startswith("_") and key != "model_":
             fitted[key] = _encode_attr(key, value)
+    if extractor is not None:
+        if not callable(getattr(extractor, "feature_params", None)):
+            raise TypeError(f"extractor must be a LogMelExtractor, got {type(extractor).__name__}")
+        fitted["feature_params_"] = _encode_attr("feature_params_", dict(extractor.feature_params()))
     model = estimator.model_
-    ok, classes = _plain(np.asarray(estimator.classes_).tolist())
+    ok, classes = plain_data(np.asarray(estimator.classes_).tolist())
     blob = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -214,19 +254,32 @@ def save_tagger(estimator, path):
         "fitted": fitted,
     }
     path = Path(path)
-    _atomic_torch_save(blob, path)
+    atomic_torch_save(blob, path)
     return path
 
 
 def _temporary_name(path: Path) -> Path:
-    """The hidden file that :func:`_atomic_torch_save` writes before the rename; the pattern
-    :func:`clean_checkpoint_dir` deletes when a killed process left one behind."""
+    """The hidden file that :func:`atomic_torch_save` writes before the rename; the pattern
+    :func:`skattloc.training.clean_checkpoint_dir` deletes when a killed process left one behind."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
+def atomic_torch_save(obj, path: Path) -> None:
     """``torch.save`` to a hidden file next to ``path``, flushed to disk, then renamed over
-    ``path``: a process killed mid-write leaves the previous file intact."""
+    ``path``: a process killed mid-write leaves the previous file intact.
+
+    Model files and training checkpoints (:mod:`skattloc.training`) are written this way.
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from pathlib import Path
+    >>> from skattloc.persistence import atomic_torch_save, safe_torch_load
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     atomic_torch_save({"w": torch.ones(2)}, Path(d) / "f.pt")
+    ...     print(os.listdir(d), safe_torch_load(os.path.join(d, "f.pt"))["w"].tolist())
+    ['f.pt'] [1.0, 1.0]
+    """
     tmp = _temporary_name(path)
     try:
         with open(tmp, "wb") as f:
@@ -247,9 +300,9 @@ def _read(path) -> dict:
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file not found: {path!r}")
     try:
-        blob = _safe_torch_load(path)
+        blob = safe_torch_load(path)
     except pickle.UnpicklingError as exc:
-        reason = _unpickler_reason(exc)
+        reason = refusal_reason(exc)
         if "global" in reason.lower():
             raise ModelFileError(
                 f"refused to load {path!r}: it holds Python objects other than tensors and plain "
@@ -286,15 +339,29 @@ def _read(path) -> dict:
     return blob
 
 
-def _safe_torch_load(path):
-    """``torch.load(weights_only=True)`` to the CPU: no Python object but tensors and plain data."""
+def safe_torch_load(path):
+    """``torch.load(weights_only=True)`` to the CPU: no Python object but tensors and plain data.
+
+    Raises ``pickle.UnpicklingError`` (see :func:`refusal_reason`) for anything else, before
+    it runs.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pickle protocol.*")
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _unpickler_reason(exc) -> str:
-    """The one line of torch's weights_only error that says what was refused."""
+def refusal_reason(exc) -> str:
+    """The one line of torch's weights_only error (``pickle.UnpicklingError``) that says
+    what was refused.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from skattloc.persistence import refusal_reason
+    >>> exc = pickle.UnpicklingError("WeightsUnpickler error: Unsupported global: GLOBAL os.system. Please use ...")
+    >>> refusal_reason(exc)
+    'Unsupported global: GLOBAL os.system'
+    """
     for line in str(exc).splitlines():
         if "Unsupported" in line:
             line = line.split("WeightsUnpickler error:")[-1].strip()
@@ -320,21 +387,29 @@ def read_model_info(path) -> dict:
     return {k: blob.get(k) for k in keys}
 
 
-def load_tagger(path, cls=None):
-    """Read a tagger written by :func:`save_tagger`, on the CPU, without running any code
-    from the file.
+def restore_tagger(path, build, known_params):
+    """Read a model file and rebuild the tagger it holds, without running code from the file.
+
+    What :meth:`AttLocTagger.load <skattloc.AttLocTagger.load>` does, given how to build
+    its estimator: this module knows the file, not the estimator.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A file written by :meth:`AttLocTagger.save`.
-    cls : type, optional
-        The estimator class to build (default :class:`~skattloc.AttLocTagger`).
+        A file written by :func:`save_tagger`.
+    build : callable
+        ``build(params, n_features, n_classes) -> (estimator, network)``: an estimator with
+        the saved parameters (a dict) and its untrained network (a ``torch.nn.Module``) for
+        ``n_features`` input features and ``n_classes`` outputs. A ``RuntimeError``,
+        ``ValueError`` or ``TypeError`` from it means the saved parameters are inconsistent.
+    known_params : collection of str
+        The parameters of the estimator class; a file with others is refused.
 
     Returns
     -------
-    AttLocTagger
-        Fitted, with its network on the CPU in eval mode.
+    estimator
+        With the network, its saved weights loaded, on the CPU and in eval mode, as
+        ``model_``, and the saved fitted attributes (``classes_``, ``history_``...) set.
 
     Raises
     ------
@@ -346,28 +421,23 @@ def load_tagger(path, cls=None):
         has parameters this version does not know, or has weights that do not match its
         parameters or are not finite.
     """
-    if cls is None:
-        from .estimator import AttLocTagger as cls
     blob = _read(path)
     path = os.fspath(path)
     params = dict(blob["params"])
-    known = cls().get_params(deep=False)
-    unknown = sorted(set(params) - set(known))
+    unknown = sorted(set(params) - set(known_params))
     if unknown:
         raise ModelFileError(
             f"{path!r} was written by skattloc {blob.get('skattloc_version', '?')} with "
             f"parameters {unknown} that skattloc {__version__} does not have; load it with "
             f"a version that knows them"
         )
+    state = blob["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelFileError(f"{path!r}: 'state_dict' must map names to tensors")
+    n_features, n_classes = int(blob["n_features"]), int(blob["n_classes"])
     try:
-        est = cls(**params)
-        model = est._build_model(int(blob["n_features"]), int(blob["n_classes"]))
-        state = blob["state_dict"]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise ModelFileError(f"{path!r}: 'state_dict' must map names to tensors")
+        est, model = build(params, n_features, n_classes)
         model.load_state_dict(state, strict=True)
-    except ModelFileError:
-        raise
     except (RuntimeError, ValueError, TypeError) as exc:
         detail = " ".join(str(exc).split())
         raise ModelFileError(
@@ -377,204 +447,37 @@ def load_tagger(path, cls=None):
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise ModelFileError(f"{path!r} holds NaN or Inf weights in {bad}; such a model predicts NaN")
-    model.eval()
-    est.model_ = model
     if not isinstance(blob["fitted"], dict):
         raise ModelFileError(f"{path!r}: 'fitted' must be a dict")
+    fitted = {}
     for name, enc in blob["fitted"].items():
         if not (isinstance(name, str) and name.endswith("_") and not name.startswith("_")):
             raise ModelFileError(f"{path!r}: {name!r} is not a fitted attribute name")
-        setattr(est, name, _decode_attr(name, enc, path))
-    est._mlb = None
-    if not hasattr(est, "classes_") or len(est.classes_) != model.n_classes:
-        raise ModelFileError(f"{path!r}: classes_ does not match the network's {model.n_classes} outputs")
-    if getattr(est, "n_features_in_", model.n_mels) != model.n_mels:
-        raise ModelFileError(f"{path!r}: n_features_in_ does not match the network's {model.n_mels} inputs")
+        fitted[name] = _decode_attr(name, enc, path)
+    if "classes_" not in fitted or len(fitted["classes_"]) != n_classes:
+        raise ModelFileError(f"{path!r}: classes_ does not match the network's {n_classes} outputs")
+    if fitted.get("n_features_in_", n_features) != n_features:
+        raise ModelFileError(f"{path!r}: n_features_in_ does not match the network's {n_features} inputs")
+    est.model_ = model.eval()
+    for name, value in fitted.items():
+        setattr(est, name, value)
     return est
 
 
-# ---------------------------------------------------------------------------- training checkpoints
-CHECKPOINT_NAME = "last.ckpt"
-_STATE_KEY = "skattloc_training_state"
-# Parameters a resumed fit must share with the interrupted one: the network's shape and
-# what decides the data split and the batches.
-_RESUME_PARAMS = (
-    "pooling", "loc_activation", "loc_denominator", "n_filters", "kernel_size", "rnn_hidden", "rnn_layers",
-    "dense_units", "batch_size", "validation_fraction",
-)
+def load_tagger(path, cls):
+    """Read a tagger written by :func:`save_tagger`: ``cls.load(path)``.
 
-
-def checkpoint_file(estimator):
-    """``Path(checkpoint_dir) / "last.ckpt"``, or None when ``checkpoint_dir`` is None."""
-    d = getattr(estimator, "checkpoint_dir", None)
-    return None if d is None else Path(d) / CHECKPOINT_NAME
-
-
-def resume_checkpoint(estimator):
-    """The checkpoint that ``fit`` resumes from, or None (with a warning when ``resume``
-    is set but there is no checkpoint yet, like Lightning's ``ckpt_path="last"``)."""
-    if not getattr(estimator, "resume", False):
-        return None
-    path = checkpoint_file(estimator)
-    if path.is_file():
-        return path
-    warnings.warn(
-        f"resume=True but there is no checkpoint {os.fspath(path)!r} yet; training from the first epoch",
-        UserWarning,
-        stacklevel=3,
-    )
-    return None
-
-
-def fit_fingerprint(estimator, seed, n_features, classes, Y) -> dict:
-    """What a resumed fit must share with the interrupted one, as plain data."""
-    import hashlib
-
-    params = estimator.get_params(deep=False)
-    return {
-        "seed": int(seed),
-        "n_clips": int(len(Y)),
-        "n_features": int(n_features),
-        "classes": _plain(np.asarray(classes).tolist())[1],
-        "y_sha1": hashlib.sha1(np.ascontiguousarray(Y, dtype=np.float32).tobytes()).hexdigest(),
-        "params": {k: _plain(params[k])[1] for k in _RESUME_PARAMS if k in params},
-        "skattloc_version": __version__,
-    }
-
-
-def read_checkpoint_fingerprint(path) -> dict:
-    """The fingerprint that :class:`TrainingState` stored in a Lightning checkpoint.
-
-    Read with ``torch.load(weights_only=True)``: a checkpoint holding pickled Python objects
-    is refused with :class:`ModelFileError` without running them.
-    """
-    path = os.fspath(path)
-    try:
-        ckpt = _safe_torch_load(path)
-    except pickle.UnpicklingError as exc:
-        raise ModelFileError(
-            f"refused to resume from {path!r}: the checkpoint holds Python objects other than "
-            f"tensors and plain data, which could run code when unpickled ({_unpickler_reason(exc)})"
-        ) from None
-    except Exception as exc:  # noqa: BLE001
-        raise ModelFileError(
-            f"cannot resume from {path!r}: it is not a readable checkpoint ({type(exc).__name__}: {exc}); "
-            f"delete it or set resume=False to train from the first epoch"
-        ) from None
-    state = ckpt.get("callbacks", {}).get(_STATE_KEY) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not isinstance(state.get("meta"), dict):
-        raise ModelFileError(
-            f"cannot resume from {path!r}: it is not a checkpoint written by AttLocTagger "
-            f"(no {_STATE_KEY!r}); delete it or set resume=False"
-        )
-    return state["meta"]
-
-
-def check_resume(path, saved: dict, current: dict) -> None:
-    """Raise ValueError naming every difference between the checkpoint's fit and this one."""
-    diffs = []
-    for key in ("n_clips", "n_features", "classes", "y_sha1"):
-        if saved.get(key) != current[key]:
-            what = "Y (the clip tags)" if key == "y_sha1" else key
-            diffs.append(what if key == "y_sha1" else f"{what}: {saved.get(key)!r} in the checkpoint, {current[key]!r} now")
-    for key, value in current["params"].items():
-        old = saved.get("params", {}).get(key, value)
-        if old != value:
-            diffs.append(f"{key}: {old!r} in the checkpoint, {value!r} now")
-    if diffs:
-        raise ValueError(
-            f"cannot resume from {os.fspath(path)!r}: it was written by a fit with other data or "
-            f"parameters ({'; '.join(diffs)}). Resume with the same X, y and parameters, or set "
-            f"resume=False to train from the first epoch (the checkpoint is then overwritten)"
-        )
-
-
-def training_callbacks(estimator, fingerprint, generator):
-    """Lightning callbacks and plugins that write ``checkpoint_dir/last.ckpt`` every epoch.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :meth:`AttLocTagger.save <skattloc.AttLocTagger.save>`.
+    cls : type
+        The estimator class, e.g. :class:`~skattloc.AttLocTagger` (this module does not
+        import the estimator, which imports it).
 
     Returns
     -------
-    callbacks : list
-        A :class:`TrainingState` and a :class:`LastCheckpoint`.
-    plugins : list
-        An :class:`AtomicCheckpointIO`, which writes only inside ``checkpoint_dir``.
+    AttLocTagger
+        Fitted, with its network on the CPU in eval mode; see :func:`restore_tagger`.
     """
-    return [TrainingState(fingerprint, generator), LastCheckpoint(checkpoint_file(estimator))], [AtomicCheckpointIO()]
-
-
-class LastCheckpoint(Checkpoint):
-    """Writes the full training state to one file at the end of every training epoch.
-
-    A :class:`~lightning.pytorch.callbacks.Checkpoint`, so Lightning calls it after the
-    LightningModule's ``on_train_epoch_end``: an epoch whose loss became NaN raises there
-    and never overwrites the last good checkpoint. (``ModelCheckpoint(save_top_k=0,
-    save_last=True)`` writes ``last.ckpt`` only when training ends, which is no help
-    against a killed process.)
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def on_train_epoch_end(self, trainer, pl_module):
-        if not trainer.sanity_checking:
-            trainer.save_checkpoint(os.fspath(self.path))
-
-
-class TrainingState(Callback):
-    """Stores in each checkpoint what Lightning leaves out, so that a resumed fit continues
-    as if it had never been interrupted: the fit's fingerprint (seed, data, shape
-    parameters), the torch RNG states (dropout, augmentation) and the state of the
-    generator that shuffles the training clips."""
-
-    def __init__(self, meta, generator):
-        self.meta = meta
-        self.generator = generator
-
-    @property
-    def state_key(self):
-        return _STATE_KEY
-
-    def state_dict(self):
-        state = {"meta": self.meta, "torch_rng": torch.get_rng_state()}
-        if self.generator is not None:
-            state["loader_rng"] = self.generator.get_state()
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            state["cuda_rng"] = list(torch.cuda.get_rng_state_all())
-        return state
-
-    def load_state_dict(self, state):
-        torch.set_rng_state(state["torch_rng"])
-        if self.generator is not None and "loader_rng" in state:
-            self.generator.set_state(state["loader_rng"])
-        cuda = state.get("cuda_rng")
-        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to a hidden temporary file next to it, then renames it over the
-    old one: a process killed mid-write leaves the previous checkpoint intact, and nothing is
-    written outside the checkpoint folder (Lightning's default IO writes a temporary file to
-    the system temp folder and then moves it, which is a copy across file systems)."""
-
-    def save_checkpoint(self, checkpoint, path, storage_options=None):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_torch_save(checkpoint, path)
-
-
-def clean_checkpoint_dir(estimator, created_dir: bool) -> None:
-    """After a successful fit: delete temporary files that a killed process left in
-    ``checkpoint_dir``; with ``keep_checkpoints=False`` also ``last.ckpt``, and the folder
-    itself when ``fit`` created it and it is then empty."""
-    d = Path(estimator.checkpoint_dir)
-    if not d.is_dir():
-        return
-    doomed = list(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
-    if not estimator.keep_checkpoints:
-        doomed.append(d / CHECKPOINT_NAME)
-    for p in doomed:
-        if p.is_file():
-            p.unlink()
-    if not estimator.keep_checkpoints and created_dir and not any(d.iterdir()):
-        d.rmdir()
+    return cls.load(path)

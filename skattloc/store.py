@@ -42,6 +42,8 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from ._checks import check_positive_int
+
 __all__ = ["AudioFeatures", "ClipSequence", "FeatureStore"]
 
 _FORMAT = "skattloc-feature-store"
@@ -475,8 +477,7 @@ class FeatureStore(ClipSequence):
         from .features import LogMelExtractor
 
         ext = LogMelExtractor() if extractor is None else extractor
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        check_positive_int(chunk_size, "chunk_size")
         if isinstance(X, (str, os.PathLike)):
             raise TypeError("X must be a list of file paths or waveforms, got a single path; wrap it in a list")
         n = len(X)

@@ -36,7 +36,28 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["check_window_params", "clip_reader", "hop_frames", "resolve_window", "stitch_windows", "taper", "window_starts"]
+from ._checks import check_number
+
+__all__ = ["check_window_frames", "check_window_params", "clip_reader", "hop_frames", "resolve_window", "stitch_windows", "taper", "window_starts"]
+
+
+def check_window_frames(window_frames, name="window_frames"):
+    """Validate the estimator's ``window_frames`` parameter: ``"auto"``, None or a positive int.
+
+    Examples
+    --------
+    >>> from skattloc.windowing import check_window_frames
+    >>> check_window_frames("auto"), check_window_frames(None), check_window_frames(500)
+    ('auto', None, 500)
+    """
+    ok = window_frames is None or (isinstance(window_frames, str) and window_frames == "auto")
+    ok = ok or (isinstance(window_frames, numbers.Integral) and not isinstance(window_frames, bool) and window_frames >= 1)
+    if not ok:
+        raise ValueError(
+            f"{name} must be 'auto' (the training clip length), None (never split) or "
+            f"a positive int (frames), got {window_frames!r}"
+        )
+    return window_frames
 
 
 def check_window_params(window_frames, window_overlap) -> None:
@@ -48,16 +69,8 @@ def check_window_params(window_frames, window_overlap) -> None:
         ``window_frames`` is not ``"auto"``, None or a positive int, or ``window_overlap``
         is not a number in [0, 1).
     """
-    ok = window_frames is None or (isinstance(window_frames, str) and window_frames == "auto")
-    ok = ok or (isinstance(window_frames, numbers.Integral) and not isinstance(window_frames, bool) and window_frames >= 1)
-    if not ok:
-        raise ValueError(
-            f"window_frames must be 'auto' (the training clip length), None (never split) or "
-            f"a positive int (frames), got {window_frames!r}"
-        )
-    ov = window_overlap
-    if not (isinstance(ov, numbers.Real) and not isinstance(ov, bool) and np.isfinite(ov) and 0 <= ov < 1):
-        raise ValueError(f"window_overlap must be a number in [0, 1), got {window_overlap!r}")
+    check_window_frames(window_frames)
+    check_number(window_overlap, "window_overlap", 0, 1, closed="[)")
 
 
 def resolve_window(window_frames, window_overlap, n_frames_train: Optional[int]) -> Tuple[Optional[int], int]:

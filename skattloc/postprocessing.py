@@ -1,0 +1,591 @@
+"""From frame scores to event lists: per-class post-processing, calibrated or tuned.
+
+:class:`EventPostprocessor` turns the frame scores of :meth:`AttLocTagger.localize
+<skattloc.AttLocTagger.localize>` (values in [0, 1], one row per frame) into DCASE event
+lists. Every setting is per class, because a door knock and a spoken sentence need
+different smoothing:
+
+1. **Median filter** of the frame scores over ``median_filter`` seconds.
+2. **Hysteresis** (a double threshold, as in CDur and the PANNs SED post-processing): an
+   event starts where the score reaches ``threshold`` and extends, both ways, while it stays
+   at or above ``threshold_low``. ``threshold_low == threshold`` is a single threshold.
+3. Events of one class separated by less than ``min_gap`` seconds are **merged**; events
+   shorter than ``min_duration`` seconds are **dropped**.
+4. **Clip gating**: a class yields events only in clips whose clip probability reaches
+   ``clip_threshold`` (None: no gating).
+
+Where the settings come from:
+
+- :meth:`EventPostprocessor.calibrate` needs **clip tags only** (weak labels) on clips the
+  model did not train on: the clip threshold maximizes the clip-level F1 of the clip
+  probabilities, the event threshold maximizes the clip-level F1 of "the clip has an event"
+  (the smoothed frame maximum), the low threshold is a fixed fraction of it, and the
+  smoothing follows the typical length of the events detected in tagged clips. This is
+  what :meth:`AttLocTagger.fit <skattloc.AttLocTagger.fit>` does with its validation
+  clips.
+- :meth:`EventPostprocessor.tune` needs a few **strongly labelled** clips: per class, a
+  coordinate search over the settings that maximizes the event-based F1 (onset collar
+  ``t_collar``, offset collar ``max(t_collar, percentage_of_length * length)``).
+
+Times follow the frame convention of :mod:`skattloc.events`: frame ``i`` covers
+``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from scipy.ndimage import median_filter as _nd_median_filter
+
+__all__ = ["EventPostprocessor", "SETTINGS"]
+
+#: The per-class settings, in seconds or probabilities.
+SETTINGS = ("threshold", "threshold_low", "median_filter", "min_gap", "min_duration", "clip_threshold")
+
+_TIME_TOL = 1e-9
+
+# Weak calibration (EventPostprocessor.calibrate). These constants were fixed on the inner
+# validation split of domestic-mix (train folds 1-2, validation fold 3; fold 4 never read),
+# see docs/benchmarks.md; they are the defaults of calibrate()'s keyword arguments.
+LOW_RATIO = 0.5  # threshold_low = LOW_RATIO * threshold
+MEDIAN_FRACTION = 0.25  # median filter = this fraction of the typical event length
+GAP_FRACTION = 0.25  # min_gap = this fraction of the typical event length
+MEDIAN_MAX = 1.0  # seconds; the longest median filter calibrate() chooses
+
+
+def _per_class(value, name, classes, lo=None, hi=None, allow_none=False):
+    """A scalar, a sequence in ``classes`` order or a dict {label: value} -> float array (K,)."""
+    k = len(classes)
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} must be a number, one per class, or a dict {{label: value}}; got None")
+    if isinstance(value, dict):
+        missing = [c for c in classes if c not in value]
+        extra = [c for c in value if c not in set(classes)]
+        if missing or extra:
+            raise ValueError(
+                f"{name}: the dict must have exactly the classes {list(classes)} as keys"
+                + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else "")
+            )
+        arr = np.array([value[c] for c in classes], dtype=np.float64)
+    else:
+        if isinstance(value, (str, bytes)):
+            raise ValueError(f"{name} must be a number, one per class, or a dict {{label: value}}; got {value!r}")
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be numeric; got {value!r}") from exc
+        if arr.ndim == 0:
+            arr = np.full(k, float(arr))
+        elif arr.shape != (k,):
+            raise ValueError(f"{name} must be a scalar or {k} per-class values (one per class of {list(classes)}); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; got {arr.tolist()}")
+    if lo is not None and np.any(arr < lo) or hi is not None and np.any(arr > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi}]; got {arr.tolist()}")
+    return arr
+
+
+def _frames(seconds: float, hop_s: float) -> int:
+    """Odd median-filter length in frames for a window of ``seconds`` (1: no filter)."""
+    if seconds <= 0:
+        return 1
+    return 2 * int(round(seconds / hop_s / 2)) + 1
+
+
+def _runs(active):
+    padded = np.concatenate(([False], active, [False]))
+    d = np.diff(padded.astype(np.int8))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _hysteresis(s, high, low):
+    """(starts, stops) of the runs of ``s >= low`` that hold at least one frame ``>= high``."""
+    starts, stops = _runs(s >= low)
+    if starts.size == 0:
+        return starts, stops
+    hi = np.concatenate(([0], np.cumsum(s >= high)))
+    keep = hi[stops] - hi[starts] > 0
+    return starts[keep], stops[keep]
+
+
+def _segments(starts, stops, hop_s, offset_s, min_gap, min_duration, duration):
+    """Frame runs -> merged, clipped, length-filtered (onset, offset) pairs in seconds."""
+    out = []
+    for a, b in zip(starts.tolist(), stops.tolist()):
+        on, off = offset_s + a * hop_s, offset_s + b * hop_s
+        if out and on - out[-1][1] < min_gap - _TIME_TOL:
+            out[-1][1] = off
+        else:
+            out.append([on, off])
+    res = []
+    for on, off in out:
+        on, off = max(on, 0.0), max(off, 0.0)
+        if duration is not None:
+            on, off = min(on, duration), min(off, duration)
+        if off > on and off - on >= min_duration - _TIME_TOL:
+            res.append((on, off))
+    return res
+
+
+def _check_clips(frame_scores, n_classes):
+    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
+        frame_scores = [frame_scores]
+    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim != 3:
+        raise ValueError(f"frame_scores must be (n_clips, n_frames, n_classes), a list of (n_frames, n_classes) arrays or one 2-D array; got shape {frame_scores.shape}")
+    clips = [np.asarray(c, dtype=np.float64) for c in frame_scores]
+    if not clips:
+        raise ValueError("frame_scores holds no clip")
+    for i, c in enumerate(clips):
+        if c.ndim != 2 or c.shape[1] != n_classes:
+            raise ValueError(f"frame_scores[{i}] has shape {c.shape}; expected (n_frames, {n_classes}) for the {n_classes} classes")
+        if not np.all(np.isfinite(c)):
+            raise ValueError(f"frame_scores[{i}] holds NaN or Inf; expected finite scores in [0, 1]")
+    return clips
+
+
+def _check_clip_scores(clip_scores, n_clips, n_classes):
+    if clip_scores is None:
+        return None
+    a = np.asarray(clip_scores, dtype=np.float64)
+    if a.shape != (n_clips, n_classes):
+        raise ValueError(f"clip_scores must have shape (n_clips, n_classes) = ({n_clips}, {n_classes}); got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError("clip_scores holds NaN or Inf; expected clip probabilities in [0, 1]")
+    return a
+
+
+def _names_and_durations(filenames, clip_duration, n_clips):
+    if filenames is None:
+        filenames = [f"clip_{i:05d}" for i in range(n_clips)]
+    else:
+        filenames = [filenames] if isinstance(filenames, (str, bytes)) else list(filenames)
+        if len(filenames) != n_clips:
+            raise ValueError(f"filenames has {len(filenames)} entries but frame_scores has {n_clips} clips")
+    if clip_duration is None:
+        return filenames, [None] * n_clips
+    d = np.asarray(clip_duration, dtype=np.float64)
+    if d.ndim == 0:
+        d = np.full(n_clips, float(d))
+    if d.shape != (n_clips,) or not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise ValueError(f"clip_duration must be one finite duration > 0 s, or one per clip ({n_clips}); got {np.asarray(clip_duration).tolist()!r}")
+    return filenames, d.tolist()
+
+
+def _best_f1_threshold(y, s, default=0.5):
+    """Threshold on ``s`` maximizing the F1 of ``s >= threshold`` against 0/1 ``y``."""
+    y = np.asarray(y, dtype=bool)
+    if not y.any():
+        return default
+    order = np.argsort(-s, kind="stable")
+    ss, yy = s[order], y[order]
+    last = np.concatenate((np.flatnonzero(np.diff(ss) != 0), [ss.size - 1]))
+    tp = np.cumsum(yy)[last]
+    f1 = 2.0 * tp / (last + 1 + y.sum())
+    g = int(np.argmax(f1))
+    if g + 1 < last.size:
+        return float((ss[last[g]] + ss[last[g + 1]]) / 2)
+    return float(ss[last[g]])
+
+
+class EventPostprocessor:
+    """Per-class settings that turn frame scores into events.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        Event labels, one per score column.
+    threshold : float, sequence or dict, default=0.5
+        Score at which an event starts (the high threshold), in [0, 1].
+    threshold_low : float, sequence, dict or None, default=None
+        Score down to which an event extends (hysteresis); at most ``threshold``. None:
+        equal to ``threshold`` (a single threshold).
+    median_filter : float, sequence or dict, default=0.0
+        Median filter length in seconds applied to the scores (0: none). It becomes the odd
+        number of frames nearest to it.
+    min_gap : float, sequence or dict, default=0.0
+        Merge events of a class whose gap is shorter than this, in seconds.
+    min_duration : float, sequence or dict, default=0.0
+        Drop events shorter than this, in seconds.
+    clip_threshold : float, sequence, dict or None, default=None
+        Only clips whose clip probability reaches this get events of the class. None: no
+        gating.
+
+    Each per-class value is a scalar (all classes), a sequence in ``classes`` order, or a
+    dict ``{label: value}`` with every class.
+
+    Attributes
+    ----------
+    source : str
+        How the settings were made: ``"manual"``, ``"weak"`` (:meth:`calibrate`) or
+        ``"strong"`` (:meth:`tune`).
+    info : dict
+        What the calibration or tuning measured (plain data; e.g. the validation F1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc.postprocessing import EventPostprocessor
+    >>> s = np.array([[0.1], [0.45], [0.9], [0.5], [0.3], [0.1]])  # 6 frames, 1 class
+    >>> pp = EventPostprocessor(["knock"], threshold=0.8, threshold_low=0.4)
+    >>> pp.decode(s, hop_s=0.5, offset_s=0.0, filenames=["a.wav"])
+    [('a.wav', 0.5, 2.0, 'knock')]
+    """
+
+    def __init__(self, classes, threshold=0.5, threshold_low=None, median_filter=0.0, min_gap=0.0,
+                 min_duration=0.0, clip_threshold=None):
+        if isinstance(classes, (str, bytes)):
+            raise ValueError(f"classes must be a sequence of labels, not the string {classes!r}")
+        self.classes = list(classes)
+        if not self.classes:
+            raise ValueError("classes must hold at least one label")
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes holds duplicate labels: {self.classes}")
+        c = self.classes
+        self.threshold = _per_class(threshold, "threshold", c, 0.0, 1.0)
+        low = self.threshold.copy() if threshold_low is None else _per_class(threshold_low, "threshold_low", c, 0.0, 1.0)
+        if np.any(low > self.threshold + 1e-12):
+            raise ValueError(f"threshold_low must not exceed threshold, class by class; got threshold_low={low.tolist()} and threshold={self.threshold.tolist()}")
+        self.threshold_low = low
+        self.median_filter = _per_class(median_filter, "median_filter", c, 0.0)
+        self.min_gap = _per_class(min_gap, "min_gap", c, 0.0)
+        self.min_duration = _per_class(min_duration, "min_duration", c, 0.0)
+        self.clip_threshold = _per_class(clip_threshold, "clip_threshold", c, 0.0, 1.0, allow_none=True)
+        self.source = "manual"
+        self.info = {}
+
+    # ------------------------------------------------------------------ plain data
+    def to_dict(self) -> dict:
+        """The settings as plain data (lists of floats), for model files and JSON."""
+        d = {"classes": [str(c) for c in self.classes], "source": self.source, "info": self.info}
+        for name in SETTINGS:
+            v = getattr(self, name)
+            d[name] = None if v is None else [float(x) for x in v]
+        return d
+
+    @classmethod
+    def from_dict(cls, d) -> "EventPostprocessor":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, dict) or "classes" not in d:
+            raise ValueError(f"expected a dict written by EventPostprocessor.to_dict, got {type(d).__name__}")
+        unknown = set(d) - set(SETTINGS) - {"classes", "source", "info"}
+        if unknown:
+            raise ValueError(f"unknown event settings {sorted(unknown)}; known: {list(SETTINGS)}")
+        pp = cls(d["classes"], **{k: d[k] for k in SETTINGS if k in d})
+        pp.source = str(d.get("source", "manual"))
+        pp.info = dict(d.get("info") or {})
+        return pp
+
+    def replace(self, **settings) -> "EventPostprocessor":
+        """A copy with some settings replaced (each a scalar, sequence or dict; None keeps it,
+        except ``clip_threshold=False``, which turns gating off)."""
+        d = self.to_dict()
+        for name, value in settings.items():
+            if name not in SETTINGS:
+                raise ValueError(f"unknown event setting {name!r}; known: {list(SETTINGS)}")
+            if value is None:
+                continue
+            if name == "clip_threshold" and value is False:
+                d[name] = None
+                continue
+            d[name] = value.tolist() if isinstance(value, np.ndarray) else value
+            if name == "threshold" and "threshold_low" not in settings:
+                # a new event threshold keeps the hysteresis ratio
+                old_hi = np.asarray(self.threshold)
+                ratio = np.divide(self.threshold_low, old_hi, out=np.ones_like(old_hi), where=old_hi > 0)
+                d["threshold_low"] = (ratio * _per_class(value, "threshold", self.classes, 0.0, 1.0)).tolist()
+        pp = EventPostprocessor.from_dict(d)
+        pp.source = self.source if not settings else f"{self.source}+manual"
+        return pp
+
+    def __repr__(self):
+        def fmt(v):
+            return "None" if v is None else "[" + ", ".join(f"{x:.3g}" for x in v) + "]"
+
+        body = ", ".join(f"{n}={fmt(getattr(self, n))}" for n in SETTINGS)
+        return f"EventPostprocessor(classes={self.classes}, {body}, source={self.source!r})"
+
+    # ------------------------------------------------------------------ decoding
+    def smooth(self, frame_scores, hop_s=0.016):
+        """The median-filtered scores, per class (list of (n_frames_i, n_classes) arrays)."""
+        clips = _check_clips(frame_scores, len(self.classes))
+        widths = [_frames(w, hop_s) for w in self.median_filter]
+        out = []
+        for c in clips:
+            s = c.copy()
+            for k, w in enumerate(widths):
+                if w > 1 and len(s):
+                    s[:, k] = _nd_median_filter(c[:, k], size=w, mode="nearest")
+            out.append(s)
+        return out
+
+    def decode(self, frame_scores, clip_scores=None, filenames=None, hop_s=0.016, offset_s=0.008, clip_duration=None):
+        """Events from frame scores.
+
+        Parameters
+        ----------
+        frame_scores : ndarray (n_clips, n_frames, n_classes), list of (n_frames_i, n_classes), or one 2-D array
+            Frame scores in [0, 1] (e.g. :meth:`AttLocTagger.localize`).
+        clip_scores : ndarray of shape (n_clips, n_classes), optional
+            Clip probabilities (:meth:`AttLocTagger.predict_proba`); needed when
+            ``clip_threshold`` is set, ignored otherwise.
+        filenames : sequence of str, optional
+            One name per clip (default ``clip_00000``...).
+        hop_s, offset_s : float
+            Frame hop and the start of frame 0, in seconds.
+        clip_duration : float or sequence of float, optional
+            Clip lengths in seconds; event times are clipped to them.
+
+        Returns
+        -------
+        list of tuple
+            ``(filename, onset_s, offset_s, label)``, sorted by file, onset and label.
+        """
+        clips = self.smooth(frame_scores, hop_s)
+        cs = _check_clip_scores(clip_scores, len(clips), len(self.classes))
+        if self.clip_threshold is not None and cs is None:
+            raise ValueError("clip_threshold is set (clip gating): give clip_scores, the clip probabilities (n_clips, n_classes)")
+        names, durations = _names_and_durations(filenames, clip_duration, len(clips))
+        events = []
+        for i, (s, name, dur) in enumerate(zip(clips, names, durations)):
+            for k, label in enumerate(self.classes):
+                if self.clip_threshold is not None and cs[i, k] < self.clip_threshold[k]:
+                    continue
+                a, b = _hysteresis(s[:, k], self.threshold[k], self.threshold_low[k])
+                for on, off in _segments(a, b, hop_s, offset_s, self.min_gap[k], self.min_duration[k], dur):
+                    events.append((name, float(on), float(off), label))
+        events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
+        return events
+
+    # ------------------------------------------------------------------ weak calibration
+    @classmethod
+    def calibrate(cls, frame_scores, clip_scores, y, classes, hop_s=0.016, offset_s=0.008, *,
+                  low_ratio=LOW_RATIO, median_fraction=MEDIAN_FRACTION, gap_fraction=GAP_FRACTION,
+                  median_max=MEDIAN_MAX):
+        """Settings from clip tags only, on clips the model did not train on.
+
+        Per class ``k``:
+
+        1. ``clip_threshold``: the threshold on the clip probabilities with the best
+           clip-level F1 against the tags.
+        2. ``threshold``: the threshold on each clip's highest frame score (after the
+           median filter) with the best clip-level F1 against the tags: an event is
+           detected in a clip exactly when the clip should have one.
+        3. ``threshold_low = low_ratio * threshold``.
+        4. The typical event length ``L``: the length-weighted median length of the events
+           that steps 2-3 detect in the clips tagged ``k`` (a long event counts more than a
+           fragment); ``median_filter = min(median_fraction * L, median_max)``,
+           ``min_gap = gap_fraction * L``. Steps 2-4 run twice, the second time with the
+           median filter of the first.
+
+        Parameters
+        ----------
+        frame_scores : ndarray (n_clips, n_frames, n_classes) or list of (n_frames_i, n_classes)
+        clip_scores : ndarray of shape (n_clips, n_classes)
+        y : ndarray of shape (n_clips, n_classes)
+            0/1 clip tags of the same clips.
+        classes : sequence of str
+        hop_s, offset_s : float
+            Frame hop and start of frame 0, seconds.
+        low_ratio, median_fraction, gap_fraction, median_max : float
+            The method's constants (module defaults chosen on domestic-mix validation data).
+
+        Returns
+        -------
+        EventPostprocessor
+            With ``source="weak"`` and ``info`` holding per class the validation clip F1
+            and the typical event length.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.postprocessing import EventPostprocessor
+        >>> rng = np.random.default_rng(0)
+        >>> y = np.array([[1], [0]] * 10)
+        >>> s = rng.uniform(0, 0.2, size=(20, 50, 1)); s[::2, 10:30] = 0.9  # events in tagged clips
+        >>> pp = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["dog"], hop_s=0.1, offset_s=0.0)
+        >>> pp.decode(s[:1], s[:1].max(axis=1), hop_s=0.1, offset_s=0.0, filenames=["a"])
+        [('a', 1.0, 3.0, 'dog')]
+        """
+        pp = cls(classes)
+        clips = _check_clips(frame_scores, len(pp.classes))
+        cs = _check_clip_scores(clip_scores, len(clips), len(pp.classes))
+        y = np.asarray(y)
+        if y.shape != cs.shape or not np.isin(y, (0, 1)).all():
+            raise ValueError(f"y must be a 0/1 matrix of shape {cs.shape} (clips x classes); got shape {y.shape}")
+        for name, v in (("low_ratio", low_ratio), ("median_fraction", median_fraction), ("gap_fraction", gap_fraction), ("median_max", median_max)):
+            if not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (name == "low_ratio" and v > 1):
+                raise ValueError(f"{name} must be a finite number >= 0{' and <= 1' if name == 'low_ratio' else ''}; got {v!r}")
+        K = len(pp.classes)
+        clip_thr, thr, med, gap, typical, f1s = (np.zeros(K) for _ in range(6))
+        for k in range(K):
+            yk = y[:, k].astype(bool)
+            if not yk.any() or yk.all():
+                warnings.warn(
+                    f"class {pp.classes[k]!r} is {'never' if not yk.any() else 'always'} tagged in the "
+                    f"calibration clips; its event settings stay at the defaults (threshold 0.5, no smoothing)",
+                    UserWarning, stacklevel=2,
+                )
+                clip_thr[k], thr[k], typical[k], f1s[k] = 0.5, 0.5, float("nan"), float("nan")
+                continue
+            clip_thr[k] = _best_f1_threshold(yk, cs[:, k])
+            width = 1
+            for _ in range(2):
+                if width > 1:
+                    sk = [_nd_median_filter(c[:, k], size=width, mode="nearest") if len(c) else c[:, k] for c in clips]
+                else:
+                    sk = [c[:, k] for c in clips]
+                peak = np.array([x.max() if len(x) else 0.0 for x in sk])
+                thr[k] = _best_f1_threshold(yk, peak)
+                lengths = []
+                for x, tagged in zip(sk, yk):
+                    if tagged:
+                        a, b = _hysteresis(x, thr[k], low_ratio * thr[k])
+                        lengths.extend(((b - a) * hop_s).tolist())
+                if lengths:
+                    L = np.sort(np.asarray(lengths))
+                    cum = np.cumsum(L)
+                    typical[k] = float(L[np.searchsorted(cum, cum[-1] / 2)])
+                else:
+                    typical[k] = 0.0
+                med[k] = min(median_fraction * typical[k], median_max)
+                width = _frames(med[k], hop_s)
+            gap[k] = gap_fraction * typical[k]
+            pred = peak >= thr[k]
+            tp = float((pred & yk).sum())
+            f1s[k] = 2 * tp / (pred.sum() + yk.sum())
+        out = cls(pp.classes, threshold=np.clip(thr, 0, 1), threshold_low=np.clip(low_ratio * thr, 0, 1),
+                  median_filter=med, min_gap=gap, min_duration=0.0, clip_threshold=np.clip(clip_thr, 0, 1))
+        out.source = "weak"
+        out.info = {
+            "n_clips": len(clips),
+            "clip_event_f1": {c: float(v) for c, v in zip(pp.classes, f1s)},
+            "typical_event_length_s": {c: float(v) for c, v in zip(pp.classes, typical)},
+            "constants": {"low_ratio": low_ratio, "median_fraction": median_fraction, "gap_fraction": gap_fraction, "median_max": median_max},
+        }
+        return out
+
+    # ------------------------------------------------------------------ strong tuning
+    @classmethod
+    def tune(cls, frame_scores, clip_scores, reference, classes, filenames, hop_s=0.016, offset_s=0.008,
+             clip_duration=None, *, start=None, t_collar=0.2, percentage_of_length=0.2, grids=None, n_rounds=2,
+             verbose=False):
+        """Settings that maximize the event-based F1 on strongly labelled clips.
+
+        Per class, a coordinate search: starting from ``start`` (default: :meth:`calibrate`
+        on the clips' own tags, derived from ``reference``), each setting in turn is set to
+        the grid value with the best event-based F1 of that class (ties: the value closest
+        to the current one), for ``n_rounds`` rounds.
+
+        Parameters
+        ----------
+        frame_scores, clip_scores
+            As for :meth:`decode`, on clips the model did not train on.
+        reference : list of tuple
+            Reference events ``(filename, onset_s, offset_s, label)`` of these clips.
+        classes : sequence of str
+        filenames : sequence of str
+            One per clip, as used in ``reference``.
+        hop_s, offset_s : float
+        clip_duration : float or sequence of float, optional
+        start : EventPostprocessor, optional
+        t_collar, percentage_of_length : float
+            The event-based F1's onset collar (s) and offset collar fraction.
+        grids : dict, optional
+            Candidate values per setting name, replacing the defaults.
+        n_rounds : int, default=2
+        verbose : bool, default=False
+            Show a progress bar over classes.
+
+        Returns
+        -------
+        EventPostprocessor
+            With ``source="strong"``; ``info`` holds the tuned F1 per class.
+        """
+        from .metrics import event_based_metrics
+
+        pp0 = cls(classes)
+        clips = _check_clips(frame_scores, len(pp0.classes))
+        cs = _check_clip_scores(clip_scores, len(clips), len(pp0.classes))
+        names, durations = _names_and_durations(filenames, clip_duration, len(clips))
+        ref = [tuple(e) for e in reference]
+        labels = set(pp0.classes)
+        bad = sorted({str(e[3]) for e in ref if e[3] not in labels})
+        if bad:
+            raise ValueError(f"reference has labels {bad} that are not in classes {pp0.classes}")
+        unknown = sorted({str(e[0]) for e in ref} - set(map(str, names)))
+        if unknown:
+            raise ValueError(f"reference names {len(unknown)} file(s) not in filenames (first: {unknown[0]!r})")
+        if start is None:
+            index = {n: i for i, n in enumerate(names)}
+            y = np.zeros((len(clips), len(pp0.classes)), dtype=int)
+            for e in ref:
+                y[index[e[0]], pp0.classes.index(e[3])] = 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                start = cls.calibrate(clips, cs, y, pp0.classes, hop_s, offset_s)
+        default_grids = {
+            "threshold": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+            "low_ratio": [0.2, 0.35, 0.5, 0.65, 0.8, 1.0],
+            "median_filter": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0],
+            "min_gap": [0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0],
+            "min_duration": [0.0, 0.05, 0.1, 0.2, 0.3, 0.5],
+            "clip_threshold": [None, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        }
+        grids = {**default_grids, **(grids or {})}
+        cur = start.to_dict()
+        cur["low_ratio"] = [lo / hi if hi > 0 else 1.0 for lo, hi in zip(cur["threshold_low"], cur["threshold"])]
+        if cur["clip_threshold"] is None:
+            cur["clip_threshold"] = [None] * len(pp0.classes)
+        tuned_f1 = {}
+        it = range(len(pp0.classes))
+        if verbose:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc="tuning event settings", unit="class")
+        for k in it:
+            label = pp0.classes[k]
+            ref_k = [e for e in ref if e[3] == label]
+            sk = [c[:, k : k + 1] for c in clips]
+            cache = {}
+
+            def f1_of(setting):
+                key = tuple(sorted(setting.items()))
+                if key not in cache:
+                    pk = cls([label], threshold=setting["threshold"], threshold_low=setting["threshold"] * setting["low_ratio"],
+                             median_filter=setting["median_filter"], min_gap=setting["min_gap"],
+                             min_duration=setting["min_duration"],
+                             clip_threshold=setting["clip_threshold"])
+                    est = pk.decode(sk, None if setting["clip_threshold"] is None else cs[:, k : k + 1], names, hop_s, offset_s, durations if durations[0] is not None else None)
+                    if not ref_k and not est:
+                        cache[key] = 0.0
+                    else:
+                        r = event_based_metrics(ref_k, est, [label], t_collar=t_collar, percentage_of_length=percentage_of_length, filenames=names)
+                        f = r["f_measure"]
+                        cache[key] = 0.0 if f is None or not np.isfinite(f) else float(f)
+                return cache[key]
+
+            setting = {n: cur[n][k] for n in ("threshold", "low_ratio", "median_filter", "min_gap", "min_duration", "clip_threshold")}
+            best = f1_of(setting)
+            for _ in range(int(n_rounds)):
+                changed = False
+                for name in ("threshold", "low_ratio", "median_filter", "min_gap", "min_duration", "clip_threshold"):
+                    for v in grids[name]:
+                        trial = dict(setting, **{name: v})
+                        f = f1_of(trial)
+                        if f > best + 1e-12:
+                            best, setting, changed = f, trial, True
+                if not changed:
+                    break
+            for name in setting:
+                cur[name][k] = setting[name]
+            tuned_f1[label] = best
+        gate = None if all(v is None for v in cur["clip_threshold"]) else [0.0 if v is None else v for v in cur["clip_threshold"]]
+        out = cls(pp0.classes, threshold=cur["threshold"], threshold_low=np.asarray(cur["threshold"]) * np.asarray(cur["low_ratio"]),
+                  median_filter=cur["median_filter"], min_gap=cur["min_gap"], min_duration=cur["min_duration"], clip_threshold=gate)
+        out.source = "strong"
+        out.info = {"n_clips": len(clips), "event_f1": tuned_f1, "t_collar": t_collar, "percentage_of_length": percentage_of_length}
+        return out

@@ -1,0 +1,511 @@
+"""Lightning training machinery of :class:`~skattloc.AttLocTagger`: callbacks, the Trainer,
+checkpoints and resuming an interrupted fit.
+
+:meth:`AttLocTagger.fit <skattloc.AttLocTagger.fit>` is where sklearn meets Lightning; this
+module holds what it hands to Lightning:
+
+- :func:`make_trainer`: the ``Trainer`` from the estimator's parameters, with
+  :class:`History` (``history_``), early stopping and :class:`BestWeights`, weight averaging
+  and the checkpoint callbacks; :func:`quiet_lightning` silences Lightning's banners;
+  :func:`seeded` runs the fit on seeded torch RNGs and restores the global ones after it.
+- Checkpoints (``checkpoint_dir``): :class:`LastCheckpoint` writes ``last.ckpt`` after
+  every epoch through :class:`AtomicCheckpointIO`; :class:`TrainingState` stores what a
+  resumed fit needs (the fit's fingerprint, the RNG states); :func:`resume_checkpoint`,
+  :func:`read_checkpoint_fingerprint` and :func:`check_resume` decide whether a fit can
+  continue from it; :func:`clean_checkpoint_dir` tidies up after a successful fit.
+
+Everything here reads only the estimator's public parameters.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from ._version import __version__
+from .data import move_to_device_if_small
+from .persistence import ModelFileError, atomic_torch_save, plain_data, refusal_reason, safe_torch_load
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "BestWeights",
+    "CHECKPOINT_NAME",
+    "History",
+    "LastCheckpoint",
+    "TrainingState",
+    "check_callbacks",
+    "check_logger",
+    "check_resume",
+    "checkpoint_callbacks",
+    "checkpoint_file",
+    "clean_checkpoint_dir",
+    "fit_fingerprint",
+    "make_trainer",
+    "place_small_data",
+    "quiet_lightning",
+    "read_checkpoint_fingerprint",
+    "resume_checkpoint",
+    "seeded",
+]
+
+#: The file that ``fit`` writes in ``checkpoint_dir`` after every epoch.
+CHECKPOINT_NAME = "last.ckpt"
+_STATE_KEY = "skattloc_training_state"
+# Parameters a resumed fit must share with the interrupted one: the network's shape and
+# what decides the data split and the batches.
+_RESUME_PARAMS = (
+    "pooling", "loc_activation", "loc_denominator", "loc_background", "loc_input", "frontend", "conv_blocks",
+    "time_pool", "n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size",
+    "validation_fraction",
+)
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+# ---------------------------------------------------------------------------- parameters
+def check_callbacks(value, name="callbacks"):
+    """Raise ``ValueError`` unless ``value`` is None or a list of Lightning callbacks.
+
+    Examples
+    --------
+    >>> from skattloc.training import History, check_callbacks
+    >>> check_callbacks([History()]) is not None
+    True
+    """
+    if value is not None and (not isinstance(value, (list, tuple)) or not all(isinstance(c, Callback) for c in value)):
+        raise ValueError(f"{name} must be None or a list of lightning.pytorch Callback objects, got {value!r}")
+    return value
+
+
+def check_logger(value, name="logger"):
+    """Raise ``ValueError`` unless ``value`` is a bool, a Lightning logger or a list of them.
+
+    Examples
+    --------
+    >>> from skattloc.training import check_logger
+    >>> check_logger(False)
+    False
+    """
+    loggers = value if isinstance(value, (list, tuple)) else [value]
+    if not (isinstance(value, bool) or all(isinstance(lg, Logger) for lg in loggers)):
+        raise ValueError(f"{name} must be True, False or a lightning.pytorch logger (or a list of them), got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------- the Trainer
+@contextlib.contextmanager
+def quiet_lightning(verbose):
+    """Silence Lightning's banners, tips and data-loader hints unless ``verbose``.
+
+    Examples
+    --------
+    >>> import logging
+    >>> from skattloc.training import quiet_lightning
+    >>> with quiet_lightning(False):
+    ...     logging.getLogger("lightning.pytorch").level == logging.WARNING
+    True
+    """
+    if verbose:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in _LIGHTNING_LOGGERS}
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+            warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+            yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def seeded(seed, verbose=False):
+    """Torch's RNGs (CPU and every GPU) seeded with ``seed`` inside, restored after; and
+    Lightning quiet unless ``verbose``: a fit leaves the global random state untouched.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skattloc.training import seeded
+    >>> with seeded(0):
+    ...     a = torch.rand(2)
+    >>> with seeded(0):
+    ...     b = torch.rand(2)
+    >>> bool((a == b).all())
+    True
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices), quiet_lightning(verbose):
+        torch.manual_seed(seed)
+        yield
+
+
+def make_trainer(estimator, history, checkpoint_callbacks=(), plugins=(), early_stopping=None):
+    """The Lightning ``Trainer`` of a fit, from the estimator's parameters.
+
+    Parameters
+    ----------
+    estimator : AttLocTagger
+        Its ``accelerator``, ``devices``, ``precision``, ``strategy``, ``max_epochs``,
+        ``patience``, ``ema_decay``, ``callbacks``, ``logger``, ``verbose``,
+        ``checkpoint_dir`` and ``trainer_kwargs`` (which override the rest) are used.
+    history : History
+        Collects ``history_``.
+    checkpoint_callbacks, plugins : sequence
+        From :func:`checkpoint_callbacks` (empty without ``checkpoint_dir``).
+    early_stopping : (str, str) or None
+        ``(metric, mode)`` to stop early on (and restore the best epoch of), or None.
+
+    Returns
+    -------
+    lightning.pytorch.Trainer
+
+    Raises
+    ------
+    ValueError
+        An invalid Lightning setting (Lightning's ``MisconfigurationException``).
+
+    Examples
+    --------
+    >>> from skattloc import AttLocTagger
+    >>> from skattloc.training import History, make_trainer
+    >>> make_trainer(AttLocTagger(max_epochs=3, accelerator="cpu"), History()).max_epochs
+    3
+    """
+    callbacks = [history, *checkpoint_callbacks]
+    if early_stopping is not None:
+        metric, mode = early_stopping
+        # BestWeights before the weight averaging: at the end of a validation epoch it
+        # must see the averaged weights, which the averaging swaps out right after.
+        callbacks += [EarlyStopping(monitor=metric, patience=estimator.patience, mode=mode), BestWeights(metric, mode)]
+    if estimator.ema_decay > 0:
+        callbacks.append(EMAWeightAveraging(decay=float(estimator.ema_decay)))
+    callbacks += list(estimator.callbacks or [])
+    kwargs = dict(
+        accelerator=estimator.accelerator,
+        devices=estimator.devices,
+        precision=estimator.precision,
+        strategy=estimator.strategy,
+        max_epochs=estimator.max_epochs,
+        callbacks=callbacks,
+        logger=estimator.logger,
+        enable_progress_bar=bool(estimator.verbose),
+        enable_model_summary=bool(estimator.verbose),
+        enable_checkpointing=bool(checkpoint_callbacks),
+        num_sanity_val_steps=0,
+    )
+    if estimator.checkpoint_dir is not None:  # Lightning writes nowhere else (logs included)
+        kwargs.update(default_root_dir=os.fspath(estimator.checkpoint_dir), plugins=list(plugins))
+    kwargs.update(estimator.trainer_kwargs or {})
+    try:
+        return Trainer(**kwargs)
+    except MisconfigurationException as exc:  # an sklearn user expects a ValueError
+        raise ValueError(
+            f"invalid Lightning setting (accelerator={estimator.accelerator!r}, devices={estimator.devices!r}, "
+            f"precision={estimator.precision!r}, strategy={estimator.strategy!r}, trainer_kwargs): {exc}"
+        ) from exc
+
+
+def place_small_data(trainer, loaders) -> bool:
+    """On a single GPU, put small in-memory training data on it for the whole fit
+    (``docs/performance.md``); see :func:`skattloc.data.move_to_device_if_small`.
+
+    Returns whether the data moved.
+    """
+    root = trainer.strategy.root_device
+    if root.type != "cuda" or trainer.world_size != 1:
+        return False
+    return move_to_device_if_small(loaders, root, torch.cuda.mem_get_info(root)[0])
+
+
+class History(Callback):
+    """Collects the epoch-level metrics that Lightning logged: the rows of ``history_``.
+
+    Examples
+    --------
+    >>> from skattloc.training import History
+    >>> h = History()
+    >>> h.load_state_dict({"rows": [{"epoch": 0, "train_loss": 0.7}]})
+    >>> h.state_dict()
+    {'rows': [{'epoch': 0, 'train_loss': 0.7}]}
+    """
+
+    state_key = "_History"  # its checkpoint key since it was skattloc.estimator._History
+
+    def __init__(self):
+        self.rows = []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        row = {"epoch": int(trainer.current_epoch)}
+        for k, v in trainer.callback_metrics.items():
+            row[k] = float(v)
+        self.rows.append(row)
+        # Also on the module: Lightning's spawn/fork launchers send it back (extra state).
+        pl_module.epoch_history = [dict(r) for r in self.rows]
+
+    # Saved in checkpoints, so a resumed fit's history_ holds every epoch.
+    def state_dict(self):
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state):
+        self.rows = [dict(r) for r in state["rows"]]
+
+
+class BestWeights(Callback):
+    """Keeps the weights of the epoch with the best ``metric`` (``mode`` "min" or "max")
+    and restores them when the fit ends.
+
+    Examples
+    --------
+    >>> from skattloc.training import BestWeights
+    >>> BestWeights("val_map", "max").sign
+    -1.0
+    """
+
+    state_key = "_BestWeights"  # its checkpoint key since it was skattloc.estimator._BestWeights
+
+    def __init__(self, metric="val_loss", mode="min"):
+        self.metric, self.sign = metric, (1.0 if mode == "min" else -1.0)
+        self.best = float("inf")
+        self.state = None
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.metric)
+        if value is not None and self.sign * float(value) < self.best:
+            self.best = self.sign * float(value)
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in pl_module.model.state_dict().items()}
+
+    def on_fit_end(self, trainer, pl_module):
+        if self.state is not None:
+            pl_module.model.load_state_dict(self.state)
+
+    def state_dict(self):
+        return {"best": self.best, "state": self.state}
+
+    def load_state_dict(self, state):
+        self.best, self.state = float(state["best"]), state["state"]
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def checkpoint_file(estimator):
+    """``Path(checkpoint_dir) / "last.ckpt"``, or None when ``checkpoint_dir`` is None.
+
+    Examples
+    --------
+    >>> from skattloc import AttLocTagger
+    >>> from skattloc.training import checkpoint_file
+    >>> checkpoint_file(AttLocTagger(checkpoint_dir="runs")).as_posix(), checkpoint_file(AttLocTagger())
+    ('runs/last.ckpt', None)
+    """
+    d = estimator.checkpoint_dir
+    return None if d is None else Path(d) / CHECKPOINT_NAME
+
+
+def resume_checkpoint(estimator):
+    """The checkpoint that ``fit`` resumes from, or None (with a warning when ``resume``
+    is set but there is no checkpoint yet, like Lightning's ``ckpt_path="last"``)."""
+    if not estimator.resume:
+        return None
+    path = checkpoint_file(estimator)
+    if path.is_file():
+        return path
+    warnings.warn(
+        f"resume=True but there is no checkpoint {os.fspath(path)!r} yet; training from the first epoch",
+        UserWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def fit_fingerprint(estimator, seed, n_features, classes, Y) -> dict:
+    """What a resumed fit must share with the interrupted one, as plain data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc import AttLocTagger
+    >>> from skattloc.training import fit_fingerprint
+    >>> fp = fit_fingerprint(AttLocTagger(), 0, 40, np.array(["dog"]), np.ones((3, 1)))
+    >>> fp["n_clips"], fp["classes"], fp["params"]["pooling"]
+    (3, ['dog'], 'att_loc')
+    """
+    params = estimator.get_params(deep=False)
+    return {
+        "seed": int(seed),
+        "n_clips": int(len(Y)),
+        "n_features": int(n_features),
+        "classes": plain_data(np.asarray(classes).tolist())[1],
+        "y_sha1": hashlib.sha1(np.ascontiguousarray(Y, dtype=np.float32).tobytes()).hexdigest(),
+        "params": {k: plain_data(params[k])[1] for k in _RESUME_PARAMS if k in params},
+        "skattloc_version": __version__,
+    }
+
+
+def read_checkpoint_fingerprint(path) -> dict:
+    """The fingerprint that :class:`TrainingState` stored in a Lightning checkpoint.
+
+    Read with ``torch.load(weights_only=True)``: a checkpoint holding pickled Python objects
+    is refused with :class:`~skattloc.persistence.ModelFileError` without running them.
+    """
+    path = os.fspath(path)
+    try:
+        ckpt = safe_torch_load(path)
+    except pickle.UnpicklingError as exc:
+        raise ModelFileError(
+            f"refused to resume from {path!r}: the checkpoint holds Python objects other than "
+            f"tensors and plain data, which could run code when unpickled ({refusal_reason(exc)})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(
+            f"cannot resume from {path!r}: it is not a readable checkpoint ({type(exc).__name__}: {exc}); "
+            f"delete it or set resume=False to train from the first epoch"
+        ) from None
+    state = ckpt.get("callbacks", {}).get(_STATE_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not isinstance(state.get("meta"), dict):
+        raise ModelFileError(
+            f"cannot resume from {path!r}: it is not a checkpoint written by AttLocTagger "
+            f"(no {_STATE_KEY!r}); delete it or set resume=False"
+        )
+    return state["meta"]
+
+
+def check_resume(path, saved: dict, current: dict) -> None:
+    """Raise ValueError naming every difference between the checkpoint's fit and this one.
+
+    Examples
+    --------
+    >>> from skattloc.training import check_resume
+    >>> fp = {"n_clips": 3, "n_features": 40, "classes": [0], "y_sha1": "x", "params": {"batch_size": 8}}
+    >>> check_resume("last.ckpt", fp, {**fp, "params": {"batch_size": 16}})
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot resume from 'last.ckpt': it was written by a fit with other data or parameters (batch_size: 8 in the checkpoint, 16 now). Resume with the same X, y and parameters, or set resume=False to train from the first epoch (the checkpoint is then overwritten)
+    """
+    diffs = []
+    for key in ("n_clips", "n_features", "classes", "y_sha1"):
+        if saved.get(key) != current[key]:
+            what = "Y (the clip tags)" if key == "y_sha1" else key
+            diffs.append(what if key == "y_sha1" else f"{what}: {saved.get(key)!r} in the checkpoint, {current[key]!r} now")
+    for key, value in current["params"].items():
+        old = saved.get("params", {}).get(key, value)
+        if old != value:
+            diffs.append(f"{key}: {old!r} in the checkpoint, {value!r} now")
+    if diffs:
+        raise ValueError(
+            f"cannot resume from {os.fspath(path)!r}: it was written by a fit with other data or "
+            f"parameters ({'; '.join(diffs)}). Resume with the same X, y and parameters, or set "
+            f"resume=False to train from the first epoch (the checkpoint is then overwritten)"
+        )
+
+
+def checkpoint_callbacks(estimator, fingerprint, generator):
+    """Lightning callbacks and plugins that write ``checkpoint_dir/last.ckpt`` every epoch.
+
+    Returns
+    -------
+    callbacks : list
+        A :class:`TrainingState` and a :class:`LastCheckpoint`.
+    plugins : list
+        An :class:`AtomicCheckpointIO`, which writes only inside ``checkpoint_dir``.
+    """
+    return [TrainingState(fingerprint, generator), LastCheckpoint(checkpoint_file(estimator))], [AtomicCheckpointIO()]
+
+
+class LastCheckpoint(Checkpoint):
+    """Writes the full training state to one file at the end of every training epoch.
+
+    A :class:`~lightning.pytorch.callbacks.Checkpoint`, so Lightning calls it after the
+    LightningModule's ``on_train_epoch_end``: an epoch whose loss became NaN raises there
+    and never overwrites the last good checkpoint. (``ModelCheckpoint(save_top_k=0,
+    save_last=True)`` writes ``last.ckpt`` only when training ends, which is no help
+    against a killed process.)
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            trainer.save_checkpoint(os.fspath(self.path))
+
+
+class TrainingState(Callback):
+    """Stores in each checkpoint what Lightning leaves out, so that a resumed fit continues
+    as if it had never been interrupted: the fit's fingerprint (seed, data, shape
+    parameters), the torch RNG states (dropout, augmentation) and the state of the
+    generator that shuffles the training clips."""
+
+    def __init__(self, meta, generator):
+        self.meta = meta
+        self.generator = generator
+
+    @property
+    def state_key(self):
+        return _STATE_KEY
+
+    def state_dict(self):
+        state = {"meta": self.meta, "torch_rng": torch.get_rng_state()}
+        if self.generator is not None:
+            state["loader_rng"] = self.generator.get_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda_rng"] = list(torch.cuda.get_rng_state_all())
+        return state
+
+    def load_state_dict(self, state):
+        torch.set_rng_state(state["torch_rng"])
+        if self.generator is not None and "loader_rng" in state:
+            self.generator.set_state(state["loader_rng"])
+        cuda = state.get("cuda_rng")
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a hidden temporary file next to it, then renames it over the
+    old one: a process killed mid-write leaves the previous checkpoint intact, and nothing is
+    written outside the checkpoint folder (Lightning's default IO writes a temporary file to
+    the system temp folder and then moves it, which is a copy across file systems)."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(checkpoint, path)
+
+
+def clean_checkpoint_dir(estimator, created_dir: bool) -> None:
+    """After a successful fit: delete temporary files that a killed process left in
+    ``checkpoint_dir``; with ``keep_checkpoints=False`` also ``last.ckpt``, and the folder
+    itself when ``fit`` created it and it is then empty."""
+    d = Path(estimator.checkpoint_dir)
+    if not d.is_dir():
+        return
+    doomed = list(d.glob(f".{CHECKPOINT_NAME}.*.tmp"))
+    if not estimator.keep_checkpoints:
+        doomed.append(d / CHECKPOINT_NAME)
+    for p in doomed:
+        if p.is_file():
+            p.unlink()
+    if not estimator.keep_checkpoints and created_dir and not any(d.iterdir()):
+        d.rmdir()
