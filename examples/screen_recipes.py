@@ -138,6 +138,10 @@ def run(args):
             fit_s = time.perf_counter() - t0
             outs = frame_outputs(tagger, d["X"][va])
             res = evaluate(outs, d["Y"][va], truth)
+            if args.save_outputs:  # validation-fold outputs, for post-processing studies
+                Path(args.save_outputs).mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(Path(args.save_outputs) / f"{name}_s{seed}_e{args.epochs}.npz",
+                                    filenames=np.array(names_va), Y=d["Y"][va], **{k: v.astype(np.float16) for k, v in outs.items()})
             row = dict(
                 recipe=name, seed=seed, params={k: v for k, v in params.items() if k != "accelerator"},
                 train_folds=train_folds, val_fold=args.val_fold, outer_fold=args.outer_fold,
@@ -199,6 +203,7 @@ def main(argv=None):
     p.add_argument("--out", default="out/screen.jsonl")
     p.add_argument("--report", default=None, help="comma list of JSONL files to summarize (no training)")
     p.add_argument("--out-md", default=None)
+    p.add_argument("--save-outputs", default=None, help="folder for the validation fold's clip and frame outputs (.npz per run)")
     args = p.parse_args(argv)
     # load_data's options
     args.max_clips, args.n_jobs = None, 1

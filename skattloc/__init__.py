@@ -34,6 +34,7 @@ _EXPORTS = {
     "LogMelExtractor": "features",
     "ModelFileError": "persistence",
     "NonFiniteLossError": "module",
+    "PAPER_CONFIG": "estimator",
     "load_audio": "features",
     "load_chime_home": "datasets",
     "load_weak_dataset": "datasets",
@@ -45,7 +46,7 @@ __all__ = sorted(["__version__", *_EXPORTS])
 if TYPE_CHECKING:  # what the lazy names are, for readers and type checkers
     from .baselines import GMMTagger
     from .datasets import load_chime_home, load_weak_dataset, make_weak_events
-    from .estimator import AttLocTagger
+    from .estimator import PAPER_CONFIG, AttLocTagger
     from .features import AudioLoadError, LogMelExtractor, load_audio
     from .module import NonFiniteLossError
     from .persistence import ModelFileError

@@ -7,9 +7,20 @@ model's rate) and computes features with :class:`skattloc.LogMelExtractor`, usin
 settings the model was trained with.
 
 Exit status: 0 on success, 1 for a problem with the input (a missing file or folder, an
-unreadable audio or model file, a malformed label file, an invalid option value), 2 for a
-malformed command line, 130 when interrupted. Problems with the input are reported in one
-line without a traceback; set ``SKATTLOC_DEBUG=1`` or pass ``--debug`` to see it.
+unreadable audio or model file, a malformed label file, an invalid option value, an output
+path that would overwrite an input), 2 for a malformed command line, 130 when interrupted
+(Ctrl-C). Problems with the input are reported in one line without a traceback; set
+``SKATTLOC_DEBUG=1`` or pass ``--debug`` to see it.
+
+Output files (``-o``): checked before any work (the folder must exist and be writable; a
+path ending in ``/`` is a folder, created if needed, that gets the command's default file
+name). An output is never an input of the same run (model, labels, audio); an existing file
+of another kind (e.g. audio or a label file where a predictions CSV goes) is replaced only
+with ``--force``; an existing output of the same kind is replaced, with a note on stderr.
+Files are written to a temporary file beside the output and renamed over it; when that
+fails, the result is saved in the working folder (or the system temp folder) and the
+message says where. ``--on-error skip`` goes on past unreadable audio files and lists them
+on stderr and in ``OUTPUT.skipped.tsv``. See ``docs/cli.md`` and ``docs/reliability.md``.
 """
 from __future__ import annotations
 
@@ -19,8 +30,10 @@ import csv
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
 
 from ._checks import repeated
@@ -65,6 +78,9 @@ examples:
   skattloc fit clips.csv -o tagger.skattloc --pooling att --rnn-hidden 64 --lr 3e-3
   skattloc fit my_data/ -o tagger.skattloc --accelerator gpu --precision bf16-mixed
   skattloc fit my_data/ -o tagger.skattloc --param spec_augment=2 --param lr_schedule=cosine
+  # checkpoint every epoch; after Ctrl-C or a crash, continue with the same command + --resume
+  skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50
+  skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50 --resume
 """
 
 _PREDICT_EPILOG = """\
@@ -74,6 +90,8 @@ then proba_<tag> (clip probability) and pred_<tag> (0/1, proba >= threshold) per
 examples:
   skattloc predict tagger.skattloc recordings/ -o tags.csv
   skattloc predict tagger.skattloc a.wav b.flac -o tags.csv --threshold 0.3
+  # go on past unreadable files; they are listed on stderr and in tags.csv.skipped.tsv
+  skattloc predict tagger.skattloc recordings/ -o tags.csv --on-error skip
 """
 
 _LOCALIZE_EPILOG = """\
@@ -137,8 +155,11 @@ def _nonneg_float(text):
 
 
 def _fraction(text):
-    value = _nonneg_float(text)
-    if value > 1:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:  # NaN too
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
     return value
 
@@ -165,10 +186,28 @@ def _key_value(text):
     return key, parsed
 
 
+def _devices(text):
+    """Lightning ``devices``: an int (``2``, ``-1`` for all GPUs), a list (``0,1``) or a name
+    (``auto``); Lightning judges the value (see :func:`skattloc.training.check_trainer_settings`)."""
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    if "," in text:
+        try:
+            return [int(d) for d in text.split(",") if d.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a number of devices (1, 2, -1), device indices such as 0,1, or auto; got {text!r}"
+            ) from None
+    return text
+
+
 def _frame_threshold(text):
-    """``0.5`` or ``dog=0.3,cat=0.6``."""
+    """``0.5`` or ``dog=0.3,cat=0.6``; frame scores are in [0, 1], so thresholds are too."""
     if "=" not in text:
-        value = _nonneg_float(text)
+        value = _fraction(text)
         return value
     out = {}
     for item in text.split(","):
@@ -177,11 +216,19 @@ def _frame_threshold(text):
         if "=" not in item:
             raise argparse.ArgumentTypeError(f"expected a number or TAG=VALUE pairs such as dog=0.3,cat=0.6, got {text!r}")
         tag, value = item.rsplit("=", 1)
-        out[tag.strip()] = _nonneg_float(value)
+        try:
+            out[tag.strip()] = _fraction(value)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"{tag.strip()}={value.strip()}: {exc}") from None
     return out
 
 
 def _add_common(p):
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="unreadable audio files: stop with an error (raise), or skip them and list "
+                   "them at the end, on stderr and in OUTPUT.skipped.tsv (skip)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output file of another kind (never an input of the run)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show tracebacks for input problems")
 
@@ -201,13 +248,13 @@ def _add_event_options(p):
     g = p.add_argument_group("event options")
     g.add_argument(
         "--frame-threshold", type=_frame_threshold, default=0.5, metavar="T",
-        help="frame score threshold: one number, or TAG=VALUE pairs (dog=0.3,cat=0.6) covering every tag",
+        help="frame score threshold in [0, 1]: one number, or TAG=VALUE pairs (dog=0.3,cat=0.6) covering every tag",
     )
     g.add_argument("--localization", default=None, metavar="NAME",
                    help="frame quantity to threshold, an AttLocTagger 'localization' value "
                    "(default: the model's; see the user guide)")
     g.add_argument("--median-filter", type=_nonneg_float, default=0.1, metavar="SECONDS",
-                   help="median filter length on the frame activity (0: off)")
+                   help="median filter length on the frame activity (0: off); shorter than the longest input")
     g.add_argument("--min-duration", type=_nonneg_float, default=0.0, metavar="SECONDS", help="drop shorter events")
     g.add_argument("--min-gap", type=_nonneg_float, default=0.0, metavar="SECONDS", help="merge events closer than this")
     g.add_argument("--clip-threshold", type=_fraction, default=None, metavar="P",
@@ -238,7 +285,8 @@ def build_parser():
         epilog=_FIT_EPILOG, formatter_class=_Formatter,
     )
     p.add_argument("data", metavar="DATA", help="data folder (audio/ + weak.csv) or CSV of path,tags")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model file to write (e.g. tagger.skattloc)")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help="model file to write (e.g. tagger.skattloc); a folder ending in / gets model.skattloc")
     p.add_argument("--folds", type=_folds, default=None, help="train only on these folds of weak.csv, e.g. 1,2,3")
     from .estimator import AttLocTagger  # no torch: the estimator imports it when fitting
 
@@ -263,8 +311,12 @@ def build_parser():
     g.add_argument("--early-stopping", action="store_true", help="stop when val_loss stops improving")
     g.add_argument("--seed", type=int, default=None, help="random seed (same model every run on the CPU)")
     g.add_argument("--accelerator", default=d["accelerator"], help="Lightning accelerator: cpu, gpu, auto...")
-    g.add_argument("--devices", default=str(d["devices"]), help="Lightning devices: 1, 2, auto, 0,1...")
+    g.add_argument("--devices", type=_devices, default=d["devices"], help="Lightning devices: 1, 2, auto, 0,1...")
     g.add_argument("--precision", default=d["precision"], help="Lightning precision, e.g. bf16-mixed on a GPU")
+    g.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                   help="write DIR/last.ckpt after every epoch, to resume an interrupted run with --resume")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run whose checkpoint is in --checkpoint-dir")
     g = p.add_argument_group("features (LogMelExtractor; stored in the model file)")
     g.add_argument("--sr", type=_positive_int, default=16000, help="sampling rate in Hz (files are resampled)")
     g.add_argument("--n-mels", type=_positive_int, default=40, help="mel bands")
@@ -279,7 +331,8 @@ def build_parser():
         epilog=_PREDICT_EPILOG, formatter_class=_Formatter,
     )
     _add_audio_inputs(p)
-    p.add_argument("-o", "--output", default="predictions.csv", metavar="CSV", help="CSV file to write")
+    p.add_argument("-o", "--output", default="predictions.csv", metavar="CSV",
+                   help="CSV file to write; a folder ending in / gets predictions.csv")
     p.add_argument("--threshold", type=_fraction, default=None, help="decision threshold (default: the model's)")
     _add_common(p)
     p.set_defaults(func=_cmd_predict)
@@ -291,7 +344,8 @@ def build_parser():
         epilog=_LOCALIZE_EPILOG, formatter_class=_Formatter,
     )
     _add_audio_inputs(p)
-    p.add_argument("-o", "--output", default="events.tsv", metavar="TSV", help="event list to write")
+    p.add_argument("-o", "--output", default="events.tsv", metavar="TSV",
+                   help="event list to write; a folder ending in / gets events.tsv")
     p.add_argument("--plot-dir", default=None, metavar="DIR", help="write one PNG figure per file into DIR")
     _add_event_options(p)
     _add_common(p)
@@ -309,7 +363,8 @@ def build_parser():
     p.add_argument("--strong", default=None, metavar="TSV",
                    help="event list (filename, onset, offset, event_label) of the clips (default: DATA/strong.tsv)")
     p.add_argument("--segment-length", type=float, default=1.0, metavar="SECONDS", help="segment length of the F1")
-    p.add_argument("-o", "--output", default=None, metavar="CSV", help="also write the table as CSV")
+    p.add_argument("-o", "--output", default=None, metavar="CSV",
+                   help="also write the table as CSV; a folder ending in / gets report.csv")
     p.add_argument("--chunk", type=_positive_int, default=64, help="files processed at a time")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
     _add_event_options(p)
@@ -325,14 +380,208 @@ def _progress(iterable=None, **kwargs):
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
-def _check_output(path, what):
-    path = Path(path)
+# ----------------------------------------------------------------------------- outputs
+#: What each command writes: kind -> (description, default file name in a folder, whether a
+#: file's first line shows it is of this kind).
+_OUTPUT_KINDS = {
+    "model": ("model file", "model.skattloc", None),
+    "predictions": ("predictions CSV", "predictions.csv", lambda line: line.startswith("filename,tags,proba_")),
+    "events": ("event list", "events.tsv", lambda line: line == "filename\tonset\toffset\tevent_label"),
+    "report": ("report CSV", "report.csv", lambda line: line.startswith("tag,n_clips,eer")),
+    "skipped": ("list of skipped files", None, lambda line: line == "filename\terror"),
+}
+
+
+def _output_path(text, kind):
+    """The file an ``-o`` value names, checked before any work.
+
+    A value ending in a path separator (or an existing folder) is a folder: it is created if
+    needed and gets the command's default file name. The folder must exist and be writable
+    (a probe file is created in it and deleted: permission bits alone do not tell, e.g. for
+    root or read-only mounts).
+    """
+    what, default_name, _ = _OUTPUT_KINDS[kind]
+    path = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        if path.exists() and not path.is_dir():
+            raise CLIError(f"cannot write the {what} into {text!r}: it ends in '/' (a folder) but is a file")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"cannot create the output folder {text!r} for the {what}: {exc.strerror or exc}") from None
+        path = path / default_name
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise CLIError(f"cannot write the {what} {str(path)!r}: folder {str(parent)!r} does not exist")
     if path.is_dir():
         raise CLIError(f"cannot write the {what} {str(path)!r}: it is a folder")
+    _check_writable(parent, f"the {what} {str(path)!r}")
     return path
+
+
+def _check_writable(folder, what):
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".skattloc-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CLIError(
+            f"cannot write {what}: folder {str(folder)!r} is not writable ({exc.strerror or exc}); "
+            f"choose another -o"
+        ) from None
+
+
+def _file_kind(path):
+    """``(kind, description)`` of an existing file: a kind of ``_OUTPUT_KINDS``, "empty",
+    "audio" or "other"."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty", "an empty file"
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        return "other", f"a file that cannot be read ({exc.strerror or exc})"
+    if head.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
+        try:
+            with zipfile.ZipFile(path) as z:
+                pickles = [n for n in z.namelist() if n.endswith("/data.pkl")]
+                blob = z.read(pickles[0]) if pickles else b""
+        except (OSError, zipfile.BadZipFile, KeyError):
+            blob = b""
+        if b"skattloc.AttLocTagger" in blob:
+            return "model", "a skattloc model file"
+        return "other", "a PyTorch file" if blob else "a zip archive"
+    if path.suffix.lower() in AUDIO_EXTENSIONS:
+        return "audio", "an audio file"
+    try:
+        import soundfile
+
+        soundfile.info(str(path))
+        return "audio", "an audio file"
+    except Exception:  # noqa: BLE001 - not audio that libsndfile knows
+        pass
+    if b"\0" in head:
+        return "other", "a binary file"
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
+    for kind, (what, _, matches) in _OUTPUT_KINDS.items():
+        if matches is not None and matches(first):
+            return kind, f"a {what}"
+    return "other", f"a text file whose first line is {first[:60]!r}"
+
+
+def _guard_output(out, kind, inputs, args):
+    """Refuse to write ``out`` over an input of this run (``inputs``: ``(path, role)``
+    pairs), or over an existing file of another kind unless ``--force``; print a note when
+    an existing output of the same kind will be replaced."""
+    if not out.exists():
+        return
+    what = _OUTPUT_KINDS[kind][0]
+    try:
+        st = out.stat()
+    except OSError:
+        return
+    for path, role in inputs:
+        try:
+            other = os.stat(path)
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            raise CLIError(
+                f"refusing to write the {what} to {str(out)!r}: it is {role} of this run"
+                + ("" if os.path.abspath(path) == os.path.abspath(out) else f" ({str(path)!r})")
+                + "; choose another -o"
+            )
+    found, description = _file_kind(out)
+    if found == kind or found == "empty":
+        if kind != "skipped":  # the list of an earlier run is replaced without a note
+            _note(args, f"{str(out)!r} exists ({description}) and will be replaced")
+    elif args.force:
+        _note(args, f"{str(out)!r} is {description}, not a {what}; replacing it (--force)")
+    else:
+        raise CLIError(
+            f"refusing to overwrite {str(out)!r} with the {what}: it is {description}, not a {what}; "
+            f"choose another -o, or add --force to replace it"
+        )
+
+
+def _note(args, message):
+    print(f"skattloc {args.command}: note: {message}", file=sys.stderr)
+
+
+def _write_output(out, what, write):
+    """``write(path)`` to a hidden temporary file beside ``out``, renamed over it.
+
+    When that fails (a full disk, a folder removed or made read-only meanwhile), the result
+    is written to the working folder, else the system temp folder, and a CLIError names
+    that copy and the real destination.
+    """
+    try:
+        _write_replacing(out, write)
+        return out
+    except (OSError, RuntimeError) as exc:  # torch.save reports write errors as RuntimeError
+        reason = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+            rescue = folder / f"{out.stem}.rescued-{stamp}-{os.getpid()}{out.suffix}"
+            try:
+                write(rescue)
+            except (OSError, RuntimeError):
+                continue
+            raise CLIError(
+                f"could not write the {what} {str(out)!r} ({reason}); it was saved to {str(rescue)!r} "
+                f"instead: move it to {str(out)!r} when the problem is fixed"
+            ) from exc
+        raise CLIError(
+            f"could not write the {what} {str(out)!r} ({reason}), nor a copy in the working folder or "
+            f"{tempfile.gettempdir()!r}"
+        ) from exc
+
+
+def _write_replacing(out, write):
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_csv(header, rows, delimiter=","):
+    """A ``write(path)`` function for :func:`_write_output` that writes a CSV (or TSV) table."""
+
+    def write(path):
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, delimiter=delimiter)
+            w.writerow(header)
+            w.writerows(rows)
+    return write
+
+
+# ----------------------------------------------------------------------------- unreadable files
+def _skipped_path(out):
+    """``OUTPUT.skipped.tsv``: the list of files that ``--on-error skip`` skipped."""
+    return out.with_name(out.name + ".skipped.tsv")
+
+
+def _report_skipped(args, skipped, out):
+    """With ``--on-error skip``: list the skipped files on stderr, and in
+    ``OUTPUT.skipped.tsv`` (header ``filename<TAB>error``; written even when empty, so it
+    never describes an earlier run) when there is an output file."""
+    if args.on_error != "skip":
+        return
+    listing = None
+    if out is not None:
+        listing = _skipped_path(out)
+        _write_output(listing, "list of skipped files", _write_csv(["filename", "error"], skipped, "\t"))
+    if not skipped:
+        return
+    where = f"; listed in {str(listing)!r}" if listing is not None else ""
+    print(f"skattloc {args.command}: skipped {len(skipped)} unreadable file(s){where}:", file=sys.stderr)
+    for name, error in skipped[:20]:
+        print(f"  {name}: {error}", file=sys.stderr)
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
 
 
 def _read_labelled(data, folds=None):
@@ -345,28 +594,48 @@ def _read_labelled(data, folds=None):
     return load_weak_dataset(src, folds=folds)
 
 
-def _collect_audio(inputs, ext_text):
-    """``(names, paths)`` of the audio files among files and folders (folders recursively)."""
+def _collect_audio(inputs, ext_text, args=None):
+    """``(names, paths)`` of the audio files among files and folders (folders recursively).
+
+    A file given directly is named as given; a file found in a folder by its path inside that
+    folder. When files of different folders would get the same name, every file found in a
+    folder is named by its path as given instead (``a/x.wav``, ``b/x.wav``), so the output
+    tells them apart. The same file given twice is refused.
+    """
     exts = {("." + e.strip().lstrip(".")).lower() for e in ext_text.split(",") if e.strip()}
-    names, paths = [], []
+    entries = []  # (input as given, path, path inside the folder or None)
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
             if not found:
                 raise CLIError(f"no audio files ({', '.join(sorted(exts))}) found in folder {str(p)!r}")
-            for f in found:
-                names.append(f.relative_to(p).as_posix())
-                paths.append(str(f))
+            entries += [(item, str(f), f.relative_to(p).as_posix()) for f in found]
         elif p.is_file():
-            names.append(os.path.normpath(item))
-            paths.append(str(p))
+            entries.append((item, str(p), None))
         else:
             raise CLIError(f"audio file or folder not found: {item!r}")
+    seen = {}
+    for item, path, _ in entries:
+        key = os.path.realpath(path)
+        if key in seen:
+            first = seen[key]
+            via = f"through {first!r} and {item!r}" if first != item else f"through {item!r} twice"
+            raise CLIError(f"the inputs give the file {path!r} twice ({via}); give each file once")
+        seen[key] = item
+    names = [os.path.normpath(item) if rel is None else rel for item, _, rel in entries]
     dupes = repeated(names)
     if dupes:
-        raise CLIError(f"the inputs name some files twice: {', '.join(repr(d) for d in dupes[:5])}")
-    return names, paths
+        clash = dupes[0]
+        where = [item for (item, _, rel), n in zip(entries, names) if n == clash]
+        names = [os.path.normpath(item if rel is None else os.path.join(item, rel)) for item, _, rel in entries]
+        left = repeated(names)
+        if left:  # pragma: no cover - distinct files with one path as given
+            raise CLIError(f"the inputs name different files {left[0]!r}; give them under different names")
+        if args is not None:
+            _note(args, f"{clash!r} is in more than one input ({', '.join(repr(w) for w in where[:3])}); "
+                        f"files found in folders are named by their path as given, e.g. {names[0]!r}")
+    return names, [path for _, path, _ in entries]
 
 
 def _chunks(n, size):
@@ -396,10 +665,90 @@ def _load_model(path, jobs=None, quiet=False):
     return tagger, extractor
 
 
-def _extract(extractor, paths):
-    """Log-mel frames of ``paths``: a list of (n_frames_i, n_mels) arrays."""
-    X = extractor.transform(paths)
-    return list(X)
+class _Run:
+    """What a command gathers over its chunks: skipped files and low-rate warnings."""
+
+    def __init__(self, args, extractor):
+        self.args, self.extractor = args, extractor
+        self.skipped = []  # (name, error)
+        self.low_rate = []  # (path, rate, n_empty_bands)
+
+    def extract(self, paths, names):
+        """``(X, kept)``: log-mel frames (a list of (n_frames_i, n_mels) arrays) of the
+        files that could be read, and their indices in ``paths``.
+
+        A file that cannot be read or is too short raises CLIError (``--on-error raise``,
+        the message says how to skip) or is skipped and remembered (``--on-error skip``).
+        """
+        try:
+            return self._transform(paths), list(range(len(paths)))
+        except (OSError, ValueError) as exc:
+            if self.args.on_error != "skip":
+                raise CLIError(
+                    f"{_one_line(exc)}; to skip unreadable files and go on, use --on-error skip"
+                ) from exc
+        X, kept = [], []
+        for i, (path, name) in enumerate(zip(paths, names)):
+            try:
+                X += self._transform([path])
+                kept.append(i)
+            except (OSError, ValueError) as exc:
+                self.skipped.append((name, _one_line(exc)))
+        return X, kept
+
+    def _transform(self, paths):
+        from .features import LowSampleRateWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            X = list(self.extractor.transform(paths))
+        for w in caught:
+            if isinstance(w.message, LowSampleRateWarning):
+                self.low_rate += w.message.files
+            else:  # the others as if not caught (the filters still apply)
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return X
+
+    def warn_low_rates(self, n_total):
+        """One warning line for every file whose rate left mel bands empty."""
+        if self.low_rate:
+            from .features import LowSampleRateWarning
+
+            e = self.extractor
+            warnings.warn(LowSampleRateWarning.from_files(self.low_rate, e.n_mels, e.sr, n_total))
+
+
+def _one_line(exc):
+    return " ".join((str(exc) or type(exc).__name__).split())
+
+
+def _check_median_filter(args, paths):
+    """--median-filter must be shorter than the longest input (else no event can be found).
+
+    Durations come from the file headers (``soundfile.info``), stopping at the first file
+    longer than the filter; files whose header cannot be read are not counted.
+    """
+    seconds = args.median_filter
+    if not seconds:
+        return
+    import soundfile
+
+    longest, longest_path = None, None
+    for path in paths:
+        try:
+            duration = soundfile.info(path).duration
+        except Exception:  # noqa: BLE001 - judged when the file is read
+            continue
+        if duration > seconds:
+            return
+        if longest is None or duration > longest:
+            longest, longest_path = duration, path
+    if longest is not None:
+        raise CLIError(
+            f"--median-filter {seconds:g} s is not shorter than the longest input ({longest:.3g} s, "
+            f"{longest_path!r}): a filter that long finds no event; expected a length in [0, {longest:.3g}) "
+            f"seconds, e.g. the default 0.1"
+        )
 
 
 def _frame_scores(tagger, X):
@@ -475,44 +824,72 @@ def _cmd_fit(args):
     from .estimator import AttLocTagger
     from .features import LogMelExtractor
 
-    out = _check_output(args.output, "model file")
+    out = _output_path(args.output, "model")
     data = _read_labelled(args.data, args.folds)
     if not any(data.tags):
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
-    devices = args.devices
-    if isinstance(devices, str) and devices.isdigit():
-        devices = int(devices)
-    elif isinstance(devices, str) and "," in devices:
-        devices = [int(d) for d in devices.split(",") if d.strip()]
     params = dict(
         pooling=args.pooling, n_filters=args.n_filters, kernel_size=args.kernel_size,
         rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, dense_units=args.dense_units,
         dropout=args.dropout, threshold=args.threshold, localization=args.localization,
         max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         validation_fraction=args.validation_fraction, early_stopping=args.early_stopping,
-        random_state=args.seed, accelerator=args.accelerator, devices=devices, precision=args.precision,
+        random_state=args.seed, accelerator=args.accelerator, devices=args.devices, precision=args.precision,
     )
+    if args.checkpoint_dir is not None:
+        params["checkpoint_dir"] = args.checkpoint_dir
+    if args.resume:
+        params["resume"] = True
     known = AttLocTagger().get_params(deep=False)
     for key, value in args.param:
         if key not in known:
             raise CLIError(f"--param {key}: AttLocTagger has no parameter {key!r}; known: {', '.join(sorted(known))}")
         params[key] = value
+    inputs = _data_inputs(args.data, data)
+    if isinstance(params.get("checkpoint_dir"), (str, os.PathLike)):
+        inputs.append((Path(params["checkpoint_dir"]) / "last.ckpt", "the training checkpoint"))
+    _guard_output(out, "model", inputs, args)
+    if args.on_error == "skip":
+        _guard_output(_skipped_path(out), "skipped", inputs, args)
     tagger = AttLocTagger(**params)
-    tagger._validate_params()  # fail on a bad option before the long feature extraction
+    # Fail on a bad option or Lightning setting before the long feature extraction.
+    tagger._validate_params()
+    from .training import check_trainer_settings  # imports torch and Lightning
+
+    check_trainer_settings(tagger)
     if args.kernel_size > args.n_mels:
         raise CLIError(f"--kernel-size {args.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
-    extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=not args.quiet)
+    extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=False)
+    run = _Run(args, extractor)
     t0 = time.perf_counter()
-    X = _extract(extractor, data.paths)
-    n_tagged = sum(bool(t) for t in data.tags)
-    print(f"{len(X)} clips ({n_tagged} with tags), {len(set(t for ts in data.tags for t in ts))} tags; "
-          f"features in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    X, kept = [], []
+    with _progress(total=len(data.paths), desc="features", unit="file", disable=args.quiet) as bar:
+        for sl in _chunks(len(data.paths), 64):
+            x, ok = run.extract(data.paths[sl], data.filenames[sl])
+            X += x
+            kept += [sl.start + i for i in ok]
+            bar.update(sl.stop - sl.start)
+    _none_read(run, data.paths)
+    tags = [data.tags[i] for i in kept]
+    if not any(tags):
+        raise CLIError(f"no readable clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
+    run.warn_low_rates(len(data.paths))
+    n_tagged = sum(bool(t) for t in tags)
+    print(f"{len(X)} clips ({n_tagged} with tags), {len(set(t for ts in tags for t in ts))} tags; "
+          f"features in {time.perf_counter() - t0:.1f} s"
+          + (f"; {len(run.skipped)} unreadable file(s) skipped" if run.skipped else ""), file=sys.stderr)
     callbacks = [] if args.quiet else [_train_progress()]
     tagger.set_params(callbacks=callbacks or None)
     t0 = time.perf_counter()
-    tagger.fit(X, data.tags)
+    try:
+        tagger.fit(X, tags)
+    except KeyboardInterrupt as exc:
+        exc.skattloc_hint = _resume_hint(tagger)
+        raise
     tagger.set_params(callbacks=None)
-    tagger.save(out, extractor=extractor)  # the safe format, with the feature settings
+    # The safe format, with the feature settings; kept elsewhere if the write fails.
+    _write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
+    _report_skipped(args, run.skipped, out)
     loss = tagger.history_[-1].get("train_loss", float("nan")) if tagger.history_ else float("nan")
     print(
         f"trained {tagger.n_epochs_} epoch(s) in {time.perf_counter() - t0:.1f} s (final train_loss "
@@ -520,6 +897,27 @@ def _cmd_fit(args):
         file=sys.stderr,
     )
     return 0
+
+
+def _data_inputs(data_arg, data):
+    """``(path, role)`` of every file a labelled data set of this run reads."""
+    src = Path(data_arg).expanduser()
+    if src.is_dir():
+        labels = [(src / "weak.csv", "the label file"), (src / "strong.tsv", "the strong label file")]
+    else:
+        labels = [(src, "the label file")]
+    return labels + [(p, "an audio input") for p in data.paths]
+
+
+def _resume_hint(tagger):
+    """How to continue an interrupted 'skattloc fit'."""
+    if tagger.checkpoint_dir is None:
+        return "no --checkpoint-dir was set, so the next run starts from the first epoch (set one to be able to resume)"
+    ckpt = Path(tagger.checkpoint_dir) / "last.ckpt"
+    if not ckpt.is_file():
+        return f"no epoch had finished, so there is no checkpoint in {str(tagger.checkpoint_dir)!r} to resume from"
+    again = "run the same command again" if tagger.resume else "run the same command with --resume"
+    return f"the last finished epoch is saved in {str(ckpt)!r}; to continue from it, {again}"
 
 
 def _train_progress():
@@ -563,55 +961,87 @@ def _train_progress():
 
 
 def _cmd_predict(args):
-    import numpy as np
-
-    out = _check_output(args.output, "predictions CSV")
-    names, paths = _collect_audio(args.inputs, args.ext)
+    out = _output_path(args.output, "predictions")
+    names, paths = _collect_audio(args.inputs, args.ext, args)
+    _guard_audio_outputs(args, out, "predictions", paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes = _classes(tagger)
     threshold = tagger.threshold if args.threshold is None else args.threshold
-    proba = np.empty((len(paths), len(classes)), dtype=np.float32)
+    run = _Run(args, extractor)
+    done, proba = [], []
     with _progress(total=len(paths), desc="predict", unit="file", disable=args.quiet) as bar:
         for sl in _chunks(len(paths), args.chunk):
-            X = _extract(extractor, paths[sl])
-            proba[sl] = tagger.predict_proba(X)
+            X, ok = run.extract(paths[sl], names[sl])
+            if X:
+                proba += list(tagger.predict_proba(X))
+                done += [names[sl.start + i] for i in ok]
             bar.update(sl.stop - sl.start)
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["filename", "tags"] + [f"proba_{c}" for c in classes] + [f"pred_{c}" for c in classes])
-        for name, p in zip(names, proba):
-            pred = (p >= threshold).astype(int)
-            w.writerow([name, ",".join(c for c, d in zip(classes, pred) if d)]
-                       + [f"{v:.6f}" for v in p] + [int(d) for d in pred])
-    print(f"tagged {len(names)} file(s) (threshold {threshold:g}); wrote {out}", file=sys.stderr)
+    _none_read(run, paths)
+    run.warn_low_rates(len(paths))
+    rows = []
+    for name, p in zip(done, proba):
+        pred = (p >= threshold).astype(int)
+        rows.append([name, ",".join(c for c, d in zip(classes, pred) if d)] + [f"{v:.6f}" for v in p] + [int(d) for d in pred])
+    header = ["filename", "tags"] + [f"proba_{c}" for c in classes] + [f"pred_{c}" for c in classes]
+    _write_output(out, "predictions CSV", _write_csv(header, rows))
+    _report_skipped(args, run.skipped, out)
+    print(f"tagged {len(done)} file(s) (threshold {threshold:g}); wrote {out}", file=sys.stderr)
     return 0
+
+
+def _guard_audio_outputs(args, out, kind, paths):
+    """The output checks of predict and localize: never the model nor an audio input."""
+    inputs = [(Path(args.model).expanduser(), "the model file")] + [(p, "an audio input") for p in paths]
+    _guard_output(out, kind, inputs, args)
+    if args.on_error == "skip":
+        _guard_output(_skipped_path(out), "skipped", inputs, args)
+
+
+def _none_read(run, paths):
+    """CLIError when every file was skipped (--on-error skip): there is nothing to write."""
+    if len(run.skipped) == len(paths):
+        _report_skipped(run.args, run.skipped, None)
+        raise CLIError(f"none of the {len(paths)} audio file(s) could be read; nothing was written")
 
 
 def _cmd_localize(args):
     from .events import write_events_tsv
 
-    out = _check_output(args.output, "event list")
+    out = _output_path(args.output, "events")
     if args.plot_dir is not None:
-        Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
-    names, paths = _collect_audio(args.inputs, args.ext)
+        try:
+            Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"cannot create the --plot-dir folder {args.plot_dir!r}: {exc.strerror or exc}") from None
+        _check_writable(Path(args.plot_dir), f"figures to {args.plot_dir!r}")
+    names, paths = _collect_audio(args.inputs, args.ext, args)
+    _guard_audio_outputs(args, out, "events", paths)
+    _check_median_filter(args, paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes, clip_threshold = _check_event_options(tagger, args)
-    events = []
+    run = _Run(args, extractor)
+    events, n_done = [], 0
     with _progress(total=len(paths), desc="localize", unit="file", disable=args.quiet) as bar:
         for sl in _chunks(len(paths), args.chunk):
-            X = _extract(extractor, paths[sl])
-            proba, scores, att = _frame_scores(tagger, X)
-            durations = [extractor.clip_duration(len(x)) for x in X]
-            chunk_events = _events_for(scores, proba, names[sl], durations, classes, extractor, args, clip_threshold)
-            events += chunk_events
-            if args.plot_dir is not None:
-                for j, name in enumerate(names[sl]):
-                    _plot_file(args.plot_dir, name, X[j], scores[j], att[j], proba[j], classes, extractor)
+            X, ok = run.extract(paths[sl], names[sl])
+            chunk_names = [names[sl.start + i] for i in ok]
+            if X:
+                proba, scores, att = _frame_scores(tagger, X)
+                durations = [extractor.clip_duration(len(x)) for x in X]
+                chunk_events = _events_for(scores, proba, chunk_names, durations, classes, extractor, args, clip_threshold)
+                events += chunk_events
+                if args.plot_dir is not None:
+                    for j, name in enumerate(chunk_names):
+                        _plot_file(args.plot_dir, name, X[j], scores[j], att[j], proba[j], classes, extractor)
+            n_done += len(chunk_names)
             bar.update(sl.stop - sl.start)
-    write_events_tsv(events, out)
+    _none_read(run, paths)
+    run.warn_low_rates(len(paths))
+    _write_output(out, "event list", lambda path: write_events_tsv(events, path))
+    _report_skipped(args, run.skipped, out)
     n_files = len({e[0] for e in events})
-    print(f"{len(events)} event(s) in {n_files} of {len(names)} file(s); wrote {out}"
-          + (f" and {len(names)} figure(s) to {args.plot_dir}" if args.plot_dir else ""), file=sys.stderr)
+    print(f"{len(events)} event(s) in {n_files} of {n_done} file(s); wrote {out}"
+          + (f" and {n_done} figure(s) to {args.plot_dir}" if args.plot_dir else ""), file=sys.stderr)
     return 0
 
 
@@ -624,32 +1054,59 @@ def _cmd_evaluate(args):
 
     if args.segment_length <= 0 or not math.isfinite(args.segment_length):
         raise CLIError(f"--segment-length must be a positive number of seconds, got {args.segment_length}")
-    out = _check_output(args.output, "report CSV") if args.output else None
+    out = _output_path(args.output, "report") if args.output else None
     data = _read_labelled(args.data, args.folds)
     names, strong = data.filenames, data.strong
+    inputs = [(Path(args.model).expanduser(), "the model file")] + _data_inputs(args.data, data)
     if args.strong is not None:
         sp = Path(args.strong).expanduser()
         if not sp.is_file():
             raise CLIError(f"strong label file not found: {args.strong!r}")
+        inputs.append((sp, "the strong label file"))
         kept = set(names)
-        strong = [e for e in read_events_tsv(sp) if e[0] in kept]
+        try:
+            strong = [e for e in read_events_tsv(sp) if e[0] in kept]
+        except UnicodeDecodeError as exc:
+            from .datasets import not_utf8_error
+
+            raise not_utf8_error(sp, exc) from None
+    if out is not None:
+        _guard_output(out, "report", inputs, args)
+        if args.on_error == "skip":
+            _guard_output(_skipped_path(out), "skipped", inputs, args)
+    if strong is not None:
+        _check_median_filter(args, data.paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes, clip_threshold = _check_event_options(tagger, args)
     Y, _ = encode_tags(data.tags, classes, kind="names", name="the data", known_as=f"the model's tags {classes}")
     proba = np.empty(Y.shape, dtype=np.float32)
     est, durations = [], {}
+    run = _Run(args, extractor)
+    done = []  # indices of the clips read
     with _progress(total=len(data.paths), desc="evaluate", unit="file", disable=args.quiet) as bar:
         for sl in _chunks(len(data.paths), args.chunk):
-            X = _extract(extractor, data.paths[sl])
-            if strong is not None:
+            X, ok = run.extract(data.paths[sl], names[sl])
+            idx = [sl.start + i for i in ok]
+            done += idx
+            if not X:
+                pass
+            elif strong is not None:
+                chunk_names = [names[i] for i in idx]
                 p, scores, _ = _frame_scores(tagger, X)
                 d = [extractor.clip_duration(len(x)) for x in X]
-                durations.update(zip(names[sl], d))
-                est += _events_for(scores, p, names[sl], d, classes, extractor, args, clip_threshold)
-                proba[sl] = p
+                durations.update(zip(chunk_names, d))
+                est += _events_for(scores, p, chunk_names, d, classes, extractor, args, clip_threshold)
+                proba[idx] = p
             else:
-                proba[sl] = tagger.predict_proba(X)
+                proba[idx] = tagger.predict_proba(X)
             bar.update(sl.stop - sl.start)
+    _none_read(run, data.paths)
+    run.warn_low_rates(len(data.paths))
+    if run.skipped:  # evaluate the clips that were read, against their labels only
+        Y, proba, names = Y[done], proba[done], [names[i] for i in done]
+        if strong is not None:
+            read = set(names)
+            strong = [e for e in strong if e[0] in read]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined EERs are reported as "n/a" below
         eer = np.atleast_1d(equal_error_rate(Y, proba, average=None))
@@ -678,11 +1135,11 @@ def _cmd_evaluate(args):
     if strong is None:
         print("(no strong labels: give --strong or DATA/strong.tsv for the segment F1)", file=sys.stderr)
     if out is not None:
-        with open(out, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: (f"{v:.6f}" if isinstance(v, float) else v) for k, v in r.items()})
+        fields = list(rows[0])
+        table = [[f"{r.get(k):.6f}" if isinstance(r.get(k), float) else r.get(k, "") for k in fields] for r in rows]
+        _write_output(out, "report CSV", _write_csv(fields, table))
+    _report_skipped(args, run.skipped, out)
+    if out is not None:
         print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -735,8 +1192,9 @@ def main(argv=None):
     warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"skattloc {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        hint = getattr(exc, "skattloc_hint", "")
+        print(f"skattloc {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
     except (CLIError, OSError, ValueError) as exc:
         # CLIError, missing/unreadable files (OSError), and every documented input error of

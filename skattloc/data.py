@@ -395,7 +395,9 @@ def move_to_device_if_small(loaders: Sequence[Optional[DataLoader]], device: tor
 def inference_loader(X: ClipsLike, batch_size: int) -> DataLoader:
     """A DataLoader of ``(x, lengths, None)`` batches sorted by clip length.
 
-    The order of clips is ``SortedBatchSampler.order``; callers restore it.
+    The order of clips is ``SortedBatchSampler.order``; callers restore it. The loader has
+    a generator of its own: iterating a DataLoader draws a seed from its generator, which
+    would otherwise be torch's global one, so inference leaves the global RNG untouched.
     """
     sampler = SortedBatchSampler(clip_lengths(X), batch_size)
-    return DataLoader(ClipDataset(X), batch_sampler=sampler, collate_fn=pad_collate)
+    return DataLoader(ClipDataset(X), batch_sampler=sampler, collate_fn=pad_collate, generator=torch.Generator())

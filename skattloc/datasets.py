@@ -261,12 +261,38 @@ def _indicator(tag_lists, classes):
     return encode_tags(tag_lists, classes, kind="names")[0]
 
 
+def not_utf8_error(path, exc=None):
+    """The ValueError for a text file that is not UTF-8: names the file, the first byte that
+    cannot be decoded and its line, and the encoding expected."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        exc = err
+    if exc is None:  # pragma: no cover - called only after a decode error
+        return ValueError(f"{str(path)!r} is not UTF-8 text; expected a UTF-8 file")
+    line = data.count(b"\n", 0, exc.start) + 1
+    return ValueError(
+        f"{str(path)!r} is not UTF-8 text: byte {data[exc.start]:#04x} on line {line} cannot be decoded; "
+        f"expected a UTF-8 file (convert it, e.g. 'iconv -f latin1 -t utf-8', or save it as UTF-8)"
+    )
+
+
 def _read_table(path, delimiter, required, optional=(), aliases=None, ignore_unknown=False):
     """Rows of a headed table as dicts; check the header against the expected columns.
 
     ``aliases`` renames a column unless the table also has one of the new name;
-    ``ignore_unknown`` accepts (and ignores) columns other than the expected ones.
+    ``ignore_unknown`` accepts (and ignores) columns other than the expected ones. A file
+    that is not UTF-8 raises ValueError naming it (:func:`not_utf8_error`).
     """
+    try:
+        return _read_table_utf8(path, delimiter, required, optional, aliases, ignore_unknown)
+    except UnicodeDecodeError as exc:
+        raise not_utf8_error(path, exc) from None
+
+
+def _read_table_utf8(path, delimiter, required, optional, aliases, ignore_unknown):
     aliases = aliases or {}
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
@@ -365,7 +391,8 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
     ValueError
         Bad columns, duplicate filenames (in ``weak.csv``), non-integer folds, tags
         outside ``classes``, ``strong.tsv`` rows with an unknown filename or label,
-        ``folds`` without a fold column or matching no clip.
+        ``folds`` without a fold column or matching no clip, a label file that is not
+        UTF-8 (the message names the file, the byte and its line).
 
     Examples
     --------
@@ -519,6 +546,13 @@ def _read_strong(path, listed, kept, classes):
 
 def _read_chunk_list(path, with_fold):
     """Chunk names (and 0-based fold ids) of a headerless ``index,chunk[,fold]`` csv."""
+    try:
+        return _read_chunk_list_utf8(path, with_fold)
+    except UnicodeDecodeError as exc:
+        raise not_utf8_error(path, exc) from None
+
+
+def _read_chunk_list_utf8(path, with_fold):
     names, folds = [], []
     with open(path, newline="", encoding="utf-8") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
@@ -550,9 +584,12 @@ def _read_chunk_list(path, with_fold):
 def _chunk_tags(path):
     """Tag letters of the ``majorityvote`` row of a chunk annotation csv (S, U dropped)."""
     with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.reader(f):
-            if len(row) >= 2 and row[0].strip() == "majorityvote":
-                return sorted({c for c in row[1].strip() if c not in "SU" and not c.isspace()})
+        try:
+            for row in csv.reader(f):
+                if len(row) >= 2 and row[0].strip() == "majorityvote":
+                    return sorted({c for c in row[1].strip() if c not in "SU" and not c.isspace()})
+        except UnicodeDecodeError as exc:
+            raise not_utf8_error(path, exc) from None
     raise ValueError(f"chunk annotation {str(path)!r} has no 'majorityvote' row")
 
 

@@ -28,6 +28,21 @@ if TYPE_CHECKING:  # for readers and type checkers; imported where used
     from .model import CGRNN
 
 LOCALIZATIONS = ("att_frame", "paper", "frame", "loc")
+
+#: The paper's configuration (Xu et al., Interspeech 2017, Section 4): the per-frame CNN
+#: (128 filters of 30 mel bins), 3 bidirectional GRU layers of 128 units, a 500-unit ReLU
+#: layer with dropout 0.2, attention and localization (eq. 3-8, softmax z_loc, eq. 8 over
+#: sum z_loc), Adam at 1e-3, batches of 100, 20 epochs, no augmentation or averaging.
+#: ``AttLocTagger(**PAPER_CONFIG)`` trains exactly that network; the estimator's own
+#: defaults are the recipe chosen on domestic-mix (``docs/benchmarks.md``).
+PAPER_CONFIG = {
+    "frontend": "frame_cnn", "n_filters": 128, "kernel_size": 30, "conv_blocks": 3, "time_pool": 1,
+    "rnn_hidden": 128, "rnn_layers": 3, "dense_units": 500, "dropout": 0.2,
+    "pooling": "att_loc", "loc_activation": "softmax", "loc_denominator": "loc", "loc_background": False,
+    "loc_input": "cnn", "learning_rate": 1e-3, "weight_decay": 0.0, "batch_size": 100, "max_epochs": 20,
+    "lr_schedule": "constant", "spec_augment": 0, "mixup_alpha": 0.0, "ema_decay": 0.0,
+    "validation_fraction": 0.0, "early_stopping": False,
+}
 # Early stopping and best-epoch selection: the metric logged on the validation data, and
 # whether lower is better.
 EARLY_STOPPING_METRICS = {"val_loss": "min", "val_eer": "min", "val_map": "max", "val_auroc": "max"}
@@ -102,6 +117,7 @@ def _parameter_rules() -> dict:
         # inference
         "threshold": number(0.0, 1.0, "[]"),
         "localization": one_of(LOCALIZATIONS),
+        "calibrate_events": _checks.check_bool,
         "window_frames": _windowing.check_window_frames,
         "window_overlap": number(0, 1, "[)"),
         # Lightning (skattloc.training)
@@ -132,29 +148,54 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    pooling : {"att_loc", "att", "mean"}, default="att_loc"
-        How frame outputs ``O(t)`` become the clip output. ``"att_loc"``: the paper's full
-        model, eq. (3)-(8). ``"att"``: attention only, the ``z_att``-weighted mean of
-        ``O(t)`` (eq. 3-5). ``"mean"``: the CGRNN baseline, the plain mean of ``O(t)`` (eq. 2).
+    pooling : {"att_loc", "att", "mean", "linear_softmax", "auto"}, default="att_loc"
+        How frame outputs ``O(t)`` become the clip output. ``"att_loc"``: the paper's
+        attention and localization, eq. (3)-(8). ``"att"``: attention only, the
+        ``z_att``-weighted mean of ``O(t)`` (eq. 3-5). ``"mean"``: the CGRNN baseline, the
+        plain mean of ``O(t)`` (eq. 2). ``"linear_softmax"``: ``sum_t O(t)^2 / sum_t O(t)``
+        (Wang, Li & Metze, 2019). ``"auto"``: auto-pool with a learned per-tag ``alpha``
+        (McFee, Salamon & Bello, 2018).
     loc_activation : {"softmax", "sigmoid"}, default="softmax"
         Normalization of the localization output ``z_loc(t)`` (``pooling="att_loc"`` only).
         ``"softmax"`` over classes is the paper's eq. (6). ``"sigmoid"`` is a per-class
         variant: each class weighs the frames on its own, so one class cannot take every
         frame's ``z_loc`` (the softmax's collapse); eq. (7)-(8) are unchanged, since eq. (8)
         normalizes each class over time either way.
-    loc_denominator : {"loc", "att_loc"}, default="loc"
-        Denominator of eq. (8) (``pooling="att_loc"`` only): the paper's ``sum_t z_loc(t)``,
-        or ``sum_t z_att(t) z_loc(t)``, which makes the clip output a true
+    loc_denominator : {"loc", "att_loc"}, default="att_loc"
+        Denominator of eq. (8) (``pooling="att_loc"`` only): the paper's ``sum_t z_loc(t)``
+        (``"loc"``), or ``sum_t z_att(t) z_loc(t)``, which makes the clip output a true
         ``z_att z_loc``-weighted mean of ``O(t)`` instead of one capped by ``z_att``.
-    n_filters : int, default=128
-        CNN filters, each applied to every frame over frequency.
+    loc_background : bool, default=True
+        Give the eq. (6) softmax a background slot, left out of eq. (7)-(8) and of every
+        output, so frames where no tag is active need not be given to a real tag (the
+        authors' released code has one). Softmax ``z_loc`` only; False is the paper's text.
+    loc_input : {"cnn", "rnn"}, default="rnn"
+        What eq. (6) reads: the attention-scaled CNN output of eq. (4) (``"cnn"``, the
+        paper) or the GRU output (``"rnn"``, as the DCASE/DESED CRNN baseline).
+    frontend : {"frame_cnn", "conv2d"}, default="conv2d"
+        The network before the GRUs. ``"frame_cnn"``: the paper's CNN, one convolution over
+        the mel bands of each frame (``n_filters`` kernels of ``kernel_size`` bands).
+        ``"conv2d"``: ``conv_blocks`` blocks of 3x3 convolutions over time and frequency
+        with batch norm, ReLU and max-pooling (:class:`skattloc.model.ConvBlocks`); the
+        attention then reads the front end's frame.
+    conv_blocks : int, default=3
+        Number of 2-D conv blocks (``frontend="conv2d"``); channels double from block to
+        block up to ``n_filters``.
+    time_pool : int, default=2
+        Time downsampling inside the conv blocks (``frontend="conv2d"``; 1, 2, 4...): the
+        GRUs run on ``ceil(n_frames / time_pool)`` frames, and the frame outputs are
+        repeated back to one row per input frame (resolution ``time_pool`` frames,
+        32 ms with the default extractor).
+    n_filters : int, default=64
+        ``"conv2d"``: channels of the last conv block. ``"frame_cnn"``: CNN filters.
     kernel_size : int, default=30
-        CNN kernel length in mel bins (valid convolution; at most the number of mel bands).
-    rnn_hidden : int, default=128
+        ``"frame_cnn"`` only: CNN kernel length in mel bins (valid convolution; at most the
+        number of mel bands).
+    rnn_hidden : int, default=64
         GRU units per direction.
-    rnn_layers : int, default=3
+    rnn_layers : int, default=2
         Bidirectional GRU layers.
-    dense_units : int, default=500
+    dense_units : int, default=128
         Units of the ReLU layer after the GRUs.
     dropout : float, default=0.2
         Dropout rate after the ReLU layer, in [0, 1).
@@ -164,12 +205,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Adam's L2 penalty.
     batch_size : int, default=100
         Clips per training step (the paper's value). Also the inference batch size.
-    max_epochs : int, default=20
-        Passes over the training data.
+    max_epochs : int, default=80
+        Passes over the training data (fewer if ``early_stopping`` stops the fit).
     lr_schedule : {"constant", "cosine"}, default="constant"
         Learning-rate schedule. ``"constant"`` is the paper's Adam at ``learning_rate``;
         ``"cosine"`` anneals it to 0 over all training steps (updated every step).
-    spec_augment : int, default=0
+    spec_augment : int, default=2
         Time masks and frequency masks (SpecAugment, without time warping) applied to each
         training clip's log-mel frames; masked cells are set to the feature mean. 0 is off
         (the paper). Validation, ``predict_proba`` and ``localize`` never see masks.
@@ -177,17 +218,30 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Longest time mask, in frames (10 frames = 0.16 s with the default extractor).
     freq_mask_width : int, default=6
         Widest frequency mask, in mel bands.
-    mixup_alpha : float, default=0.0
+    mixup_alpha : float, default=0.2
         Mixup of training clips: each clip's frames and tags become the same convex
         combination ``lam * a + (1 - lam) * b`` with another clip of the batch,
         ``lam ~ Beta(mixup_alpha, mixup_alpha)``. 0.0 is off (the paper).
-    validation_fraction : float, default=0.0
-        Fraction of the training clips held out to log ``val_loss``, ``val_auroc`` and
-        ``val_map`` each epoch (in ``history_``). 0 disables validation.
-    early_stopping : bool, default=False
-        Stop when ``val_loss`` has not improved for ``patience`` epochs and restore the best
-        epoch's weights. Needs ``validation_fraction > 0``.
-    patience : int, default=5
+    ema_decay : float, default=0.99
+        Weight averaging: an exponential moving average of the weights after every
+        training step (Lightning's ``WeightAveraging``; the decay ramps up as
+        ``min(ema_decay, (1 + n) / (10 + n))`` over the first updates, see
+        :class:`skattloc.training.WarmupEMA`). The averaged weights are validated and kept.
+        0 turns it off (the paper).
+    validation_fraction : float, default=0.1
+        Fraction of the training clips held out (at random, seeded by ``random_state``)
+        to log ``val_loss``, ``val_auroc``, ``val_map`` and ``val_eer`` each epoch (in
+        ``history_``), to stop early, and to calibrate the event post-processing; their
+        indices are ``validation_indices_``. 0 disables validation (then give ``X_val`` to
+        ``fit`` for any of these).
+    early_stopping : bool, default=True
+        Stop when ``early_stopping_metric`` has not improved for ``patience`` epochs, and
+        restore the best epoch's weights. Needs validation data.
+    early_stopping_metric : {"val_eer", "val_map", "val_auroc", "val_loss"}, default="val_eer"
+        The validation metric that early stopping watches and that picks the best epoch:
+        the macro equal error rate (lower is better), macro average precision, macro AUROC
+        (higher is better) or the BCE loss.
+    patience : int, default=15
         Epochs without improvement before early stopping.
     threshold : float, default=0.5
         Decision threshold of :meth:`predict` on the clip probabilities.
@@ -195,6 +249,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         What :meth:`localize` returns per frame; see its documentation. The default,
         ``z_att(t) O(t)``, localized best within clips on domestic-mix (4-fold CV,
         ``docs/benchmarks.md``); ``"paper"`` is the paper's eq. (7) output.
+    calibrate_events : bool, default=True
+        When ``fit`` has validation clips (``validation_fraction > 0`` or ``X_val``), end
+        by calibrating the event post-processing of :meth:`detect_events` on them from their
+        clip tags alone (:meth:`skattloc.postprocessing.EventPostprocessor.calibrate`):
+        per class a clip threshold, an event threshold with hysteresis, and a median filter
+        and a gap to bridge from the typical event length. The settings land in
+        ``event_settings_``; :meth:`tune_events` replaces them (e.g. from strong labels).
     window_frames : "auto", int or None, default="auto"
         Inference on recordings longer than this many frames runs on overlapping windows
         of this length whose frame outputs are stitched back (Hann-weighted overlap-add),
@@ -263,9 +324,19 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Per-feature standardization learned in ``fit``.
     history_ : list of dict
         Per-epoch metrics: ``epoch``, ``train_loss`` and, with validation, ``val_loss``,
-        ``val_auroc``, ``val_map``.
+        ``val_auroc``, ``val_map``, ``val_eer``.
     n_epochs_ : int
         Epochs actually trained (fewer than ``max_epochs`` after early stopping).
+    validation_indices_ : ndarray of int
+        Indices into ``X`` of the clips ``fit`` held out with ``validation_fraction``
+        (sorted; empty without a split or with ``X_val``). They did not train the network,
+        so their predictions are out of sample: :meth:`tune_events` can use them.
+    event_settings_ : dict
+        The per-class event post-processing of :meth:`detect_events`, as plain data
+        (:meth:`skattloc.postprocessing.EventPostprocessor.to_dict`); its ``"source"`` says
+        where it came from: ``"weak"`` (calibrated in ``fit`` on the validation clips'
+        tags), ``"strong"`` or ``"weak"`` again (:meth:`tune_events`), or ``"default"``
+        (no validation data: threshold 0.5, no smoothing, clip gate 0.5).
     feature_params_ : dict
         Only on a tagger loaded from a file saved with ``save(path, extractor=...)`` (as
         ``skattloc fit`` does): the :class:`~skattloc.LogMelExtractor` settings of its
@@ -295,34 +366,35 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self,
         pooling="att_loc",
         loc_activation="softmax",
-        loc_denominator="loc",
-        loc_background=False,
-        loc_input="cnn",
-        frontend="frame_cnn",
+        loc_denominator="att_loc",
+        loc_background=True,
+        loc_input="rnn",
+        frontend="conv2d",
         conv_blocks=3,
-        time_pool=1,
-        n_filters=128,
+        time_pool=2,
+        n_filters=64,
         kernel_size=30,
-        rnn_hidden=128,
-        rnn_layers=3,
-        dense_units=500,
+        rnn_hidden=64,
+        rnn_layers=2,
+        dense_units=128,
         dropout=0.2,
         learning_rate=1e-3,
         weight_decay=0.0,
         batch_size=100,
-        max_epochs=20,
+        max_epochs=80,
         lr_schedule="constant",
-        spec_augment=0,
+        spec_augment=2,
         time_mask_width=10,
         freq_mask_width=6,
-        mixup_alpha=0.0,
-        ema_decay=0.0,
-        validation_fraction=0.0,
-        early_stopping=False,
-        early_stopping_metric="val_loss",
-        patience=5,
+        mixup_alpha=0.2,
+        ema_decay=0.99,
+        validation_fraction=0.1,
+        early_stopping=True,
+        early_stopping_metric="val_eer",
+        patience=15,
         threshold=0.5,
         localization="att_frame",
+        calibrate_events=True,
         window_frames="auto",
         window_overlap=0.5,
         accelerator="auto",
@@ -370,6 +442,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.patience = patience
         self.threshold = threshold
         self.localization = localization
+        self.calibrate_events = calibrate_events
         self.window_frames = window_frames
         self.window_overlap = window_overlap
         self.accelerator = accelerator
@@ -422,8 +495,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
     def _warn_degenerate(self, Y: np.ndarray) -> None:
         pos = Y.sum(axis=0)
-        never = [np.asarray(self.classes_)[j].item() for j in np.flatnonzero(pos == 0)]
-        always = [np.asarray(self.classes_)[j].item() for j in np.flatnonzero(pos == len(Y))]
+        # ndarray.tolist(): plain Python values whether classes_ holds ints, numpy strings or
+        # (tag names from lists) Python str objects, which have no .item()
+        never = np.asarray(self.classes_)[np.flatnonzero(pos == 0)].tolist()
+        always = np.asarray(self.classes_)[np.flatnonzero(pos == len(Y))].tolist()
         if never:
             warnings.warn(
                 f"classes {never} are never positive in Y: the model learns to always predict "
@@ -479,12 +554,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
             Clip-level tags ("Y"). With tag names, ``classes_`` holds the sorted names.
         X_val, y_val : like ``X`` and ``y``, optional
-            Validation clips and their tags, given together, instead of a random
-            ``validation_fraction`` of ``X`` (the two cannot be combined). Use this for a
+            Validation clips and their tags, given together. They replace the random
+            ``validation_fraction`` split (every clip of ``X`` then trains). Use this for a
             validation set that shares no recording source with the training clips, e.g.
             one fold of a source-disjoint split: ``val_*`` metrics are logged each epoch,
-            and ``early_stopping`` selects the epoch on them. The tags are encoded against
-            the classes found in ``y``.
+            ``early_stopping`` selects the epoch on them, and the event post-processing is
+            calibrated on them. The tags are encoded against the classes found in ``y``.
 
         Returns
         -------
@@ -496,13 +571,20 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             Parameters out of range; ``X`` with the wrong dimensions, no clips, clips of
             zero frames, NaN/Inf, fewer features than ``kernel_size``; ``y`` with another
             row count, values other than 0/1, or (``warm_start``) other columns than
-            ``classes_``; a ``resume`` checkpoint from another fit.
+            ``classes_``; a ``resume`` checkpoint from another fit; Lightning settings
+            (``accelerator``, ``devices``, ``precision``, ``strategy``, ``trainer_kwargs``
+            keys) that the ``Trainer`` refuses, before any work.
         TypeError
             Non-numeric ``X`` (strings, objects).
         skattloc.module.NonFiniteLossError
             The training loss became NaN or Inf (checked each epoch); no model is kept
             (with ``warm_start`` the previous one is), and the last checkpoint is the last
             good epoch.
+        KeyboardInterrupt
+            Ctrl-C (SIGINT) during training, as anywhere in Python (Lightning alone would
+            turn it into ``SystemExit(1)``). No model is kept (with ``warm_start`` the
+            previous one is); ``checkpoint_dir/last.ckpt`` holds the last finished epoch,
+            and ``resume=True`` continues from it.
 
         Warns
         -----
@@ -514,6 +596,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         from .module import AttLocModule
 
         self._validate_params()
+        _training.check_trainer_settings(self)  # bad Lightning settings fail before any work
         resume_from = _training.resume_checkpoint(self)
         warm = bool(self.warm_start) and hasattr(self, "model_") and resume_from is None
         if not warm:  # a fit that then fails leaves the estimator unfitted, never half old, half new
@@ -526,11 +609,6 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self._warn_degenerate(Yb)
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
-        if X_val is not None and self.validation_fraction > 0:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} and X_val/y_val both ask for validation "
-                f"data; set validation_fraction=0 to validate on X_val, or drop X_val"
-            )
         if self.early_stopping and self.validation_fraction == 0 and X_val is None:
             raise ValueError(
                 "early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1, "
@@ -547,7 +625,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
         train_idx = np.arange(n)
         val_idx = None
-        if self.validation_fraction > 0:
+        if self.validation_fraction > 0 and X_val is None:  # X_val replaces the random split
             n_val = int(round(self.validation_fraction * n))
             if n_val < 1 or n - n_val < 1:
                 raise ValueError(
@@ -596,8 +674,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 self, history, ckpt_callbacks, plugins, early_stopping=stopping if self.early_stopping else None
             )
             _training.place_small_data(trainer, [train_dl, val_dl])
-            trainer.fit(
-                module, train_dataloaders=train_dl, val_dataloaders=val_dl,
+            _training.run_fit(  # Ctrl-C raises KeyboardInterrupt (Lightning's is SystemExit(1))
+                trainer, module, train_dataloaders=train_dl, val_dataloaders=val_dl,
                 ckpt_path=None if resume_from is None else os.fspath(resume_from),
                 weights_only=True if resume_from is not None else None,
             )
@@ -612,7 +690,25 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.feature_scale_ = model.input_scale.numpy().astype(np.float64)
         self.history_ = (self.history_ if warm else []) + list(module.epoch_history)  # rank 0's under DDP
         self.n_epochs_ = len(self.history_)
+        self.validation_indices_ = np.empty(0, dtype=np.int64) if val_idx is None else np.asarray(val_idx, dtype=np.int64)
+        self.event_settings_ = _default_event_settings(self.classes_)
+        if self.calibrate_events:
+            if val_idx is not None:
+                self._calibrate_events(_data.subset(X, val_idx), Yb[val_idx])
+            elif X_val is not None:
+                self._calibrate_events(X_val, Y_val)
         return self
+
+    def _calibrate_events(self, X_val, Y_val) -> None:
+        """Weak calibration of ``event_settings_`` on held-out clips and their 0/1 tags."""
+        from .postprocessing import EventPostprocessor
+
+        frames, clip = self._frame_scores(X_val)
+        hop_s, offset_s = self._frame_timing(None, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a class never/always tagged in a small split keeps the defaults
+            pp = EventPostprocessor.calibrate(frames, clip, Y_val, [str(c) for c in self.classes_], hop_s, offset_s)
+        self.event_settings_ = pp.to_dict()
 
     def _min_features(self) -> int:
         """Fewest features per frame the network takes: the paper's CNN needs a kernel's width."""
@@ -797,6 +893,158 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         per_clip["paper"] = per_clip["weighted"]  # the name that localization uses
         return [{"clip": c, **{key: frames[i] for key, frames in per_clip.items()}} for i, c in enumerate(clip)]
 
+    # ------------------------------------------------------------------ events
+    def _frame_timing(self, hop_s, offset_s):
+        """Frame hop and start of frame 0 in seconds: given, else from ``feature_params_``,
+        else the default :class:`~skattloc.LogMelExtractor` (0.016 s, 0.008 s)."""
+        from .features import LogMelExtractor
+
+        fp = getattr(self, "feature_params_", None)
+        ext = LogMelExtractor(**fp) if isinstance(fp, dict) else LogMelExtractor()
+        return (ext.hop_seconds if hop_s is None else float(hop_s),
+                ext.frame_offset_seconds if offset_s is None else float(offset_s))
+
+    def _frame_scores(self, X):
+        """``(list of localize() outputs per clip, clip probabilities)`` in one forward pass."""
+        out = self.frame_outputs(X)
+        return [o[self.localization] for o in out], np.stack([o["clip"] for o in out])
+
+    def get_event_postprocessor(self, **overrides):
+        """The :class:`~skattloc.postprocessing.EventPostprocessor` of ``event_settings_``.
+
+        Parameters
+        ----------
+        **overrides
+            Settings to replace for this object only (``threshold``, ``threshold_low``,
+            ``median_filter``, ``min_gap``, ``min_duration``, ``clip_threshold``; a
+            scalar, one value per class or a dict; ``clip_threshold=False`` turns the clip
+            gate off).
+
+        Returns
+        -------
+        EventPostprocessor
+        """
+        from .postprocessing import EventPostprocessor
+
+        check_is_fitted(self, "model_")
+        settings = getattr(self, "event_settings_", None) or _default_event_settings(self.classes_)
+        pp = EventPostprocessor.from_dict(settings)
+        return pp.replace(**overrides) if any(v is not None for v in overrides.values()) else pp
+
+    def detect_events(self, X, filenames=None, clip_duration=None, hop_s=None, offset_s=None, **overrides):
+        """Sound events: when each tag's event starts and ends, as a DCASE event list.
+
+        The frame scores of :meth:`localize` and the clip probabilities of
+        :meth:`predict_proba` (one forward pass) go through the per-class post-processing
+        of ``event_settings_`` (median filter, hysteresis thresholds, gap bridging, minimum
+        duration, clip gate; see :mod:`skattloc.postprocessing`).
+
+        Parameters
+        ----------
+        X : array (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+            Log-mel frames.
+        filenames : sequence of str, optional
+            One name per clip for the event list (default ``clip_00000``...).
+        clip_duration : float or sequence of float, optional
+            Clip lengths in seconds (event times are clipped to them); default: what the
+            frames cover (:meth:`LogMelExtractor.clip_duration
+            <skattloc.LogMelExtractor.clip_duration>`).
+        hop_s, offset_s : float, optional
+            Frame hop and start of frame 0 in seconds; default: from ``feature_params_``,
+            else the default extractor's 0.016 s and 0.008 s.
+        **overrides
+            Event settings for this call (see :meth:`get_event_postprocessor`).
+
+        Returns
+        -------
+        list of tuple
+            ``(filename, onset_s, offset_s, tag)``, sorted by file and onset; write it with
+            :func:`skattloc.events.write_events_tsv`.
+
+        Examples
+        --------
+        >>> from skattloc import AttLocTagger, LogMelExtractor, make_weak_events
+        >>> audio, Y, events = make_weak_events(n_clips=40, n_classes=2, duration=1.0, random_state=0)
+        >>> X = LogMelExtractor().fit_transform(audio)
+        >>> tagger = AttLocTagger(rnn_hidden=16, rnn_layers=1, dense_units=32, max_epochs=2,
+        ...                       validation_fraction=0.25, random_state=0).fit(X, Y)
+        >>> tagger.event_settings_["source"]
+        'weak'
+        >>> ev = tagger.detect_events(X[:5], filenames=[f"c{i}.wav" for i in range(5)])
+        >>> all(0 <= on < off <= 1.0 for _, on, off, _ in ev)
+        True
+        """
+        from .features import LogMelExtractor
+
+        pp = self.get_event_postprocessor(**overrides)
+        frames, clip = self._frame_scores(X)
+        hop_s, offset_s = self._frame_timing(hop_s, offset_s)
+        if clip_duration is None:
+            fp = getattr(self, "feature_params_", None)
+            ext = LogMelExtractor(**fp) if isinstance(fp, dict) else LogMelExtractor()
+            clip_duration = [ext.clip_duration(len(f)) for f in frames]
+        return pp.decode(frames, clip, filenames, hop_s, offset_s, clip_duration)
+
+    def tune_events(self, X, y=None, *, reference=None, filenames=None, clip_duration=None, hop_s=None,
+                    offset_s=None, verbose=False, **tune_kwargs):
+        """Set ``event_settings_`` from held-out clips: their clip tags, or their event times.
+
+        Give clips the network did not train on (e.g. ``X[tagger.validation_indices_]``
+        or a separate validation set).
+
+        - ``y`` (clip tags only): weak calibration,
+          :meth:`EventPostprocessor.calibrate <skattloc.postprocessing.EventPostprocessor.calibrate>`.
+        - ``reference`` (strong labels: events ``(filename, onset_s, offset_s, tag)``):
+          per class, the settings with the best event-based F1 on these clips,
+          :meth:`EventPostprocessor.tune <skattloc.postprocessing.EventPostprocessor.tune>`
+          (starting from ``event_settings_``).
+
+        Parameters
+        ----------
+        X : array (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+        y : 0/1 matrix (n_clips, n_classes) or tag-name collections, optional
+        reference : list of tuple, optional
+            Exactly one of ``y`` and ``reference``.
+        filenames : sequence of str
+            With ``reference``: the name of each clip of ``X``, as used in ``reference``.
+        clip_duration, hop_s, offset_s : optional
+            As for :meth:`detect_events`.
+        verbose : bool, default=False
+            A progress bar over classes while tuning.
+        **tune_kwargs
+            Passed to ``EventPostprocessor.tune`` (``t_collar``, ``grids``, ...) or
+            ``calibrate``.
+
+        Returns
+        -------
+        self
+            ``detect_events``, ``save`` and ``skattloc localize`` then use the new settings.
+        """
+        from .features import LogMelExtractor
+        from .postprocessing import EventPostprocessor
+
+        check_is_fitted(self, "model_")
+        if (y is None) == (reference is None):
+            raise ValueError("give exactly one of y (clip tags: weak calibration) and reference (event times: strong tuning)")
+        frames, clip = self._frame_scores(X)
+        hop_s, offset_s = self._frame_timing(hop_s, offset_s)
+        classes = [str(c) for c in self.classes_]
+        if y is not None:
+            Y, _ = self._encode(y, len(frames), self.classes_)
+            pp = EventPostprocessor.calibrate(frames, clip, Y.astype(int), classes, hop_s, offset_s, **tune_kwargs)
+        else:
+            if filenames is None:
+                raise ValueError("tune_events(reference=...) needs filenames: the name of each clip of X as used in reference")
+            if clip_duration is None:
+                fp = getattr(self, "feature_params_", None)
+                ext = LogMelExtractor(**fp) if isinstance(fp, dict) else LogMelExtractor()
+                clip_duration = [ext.clip_duration(len(f)) for f in frames]
+            reference = [(e[0], float(e[1]), float(e[2]), str(e[3])) for e in reference]
+            pp = EventPostprocessor.tune(frames, clip, reference, classes, filenames, hop_s, offset_s, clip_duration,
+                                         start=self.get_event_postprocessor(), verbose=verbose, **tune_kwargs)
+        self.event_settings_ = pp.to_dict()
+        return self
+
     def score(self, X, y, sample_weight=None) -> float:
         """Negative macro equal error rate of :meth:`predict_proba` (higher is better).
 
@@ -901,10 +1149,30 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         from . import persistence
 
         def build(params, n_features, n_classes):
-            estimator = cls(**params)
+            # A file written before a parameter existed was fitted with the behaviour that
+            # parameter's old value stands for, whatever today's default.
+            estimator = cls(**{**_PARAMS_BEFORE_THEY_EXISTED, **params})
             return estimator, estimator._build_model(n_features, n_classes)
 
         return persistence.restore_tagger(path, build, cls().get_params(deep=False))
+
+
+# Parameters added after the first model files were written, with the value that gives
+# those files' behaviour (skattloc 0.1: the paper's network, no weight averaging, no
+# event calibration). AttLocTagger.load fills them in when a file lacks them.
+_PARAMS_BEFORE_THEY_EXISTED = {
+    "frontend": "frame_cnn", "conv_blocks": 3, "time_pool": 1, "loc_background": False, "loc_input": "cnn",
+    "ema_decay": 0.0, "early_stopping_metric": "val_loss", "calibrate_events": False,
+}
+
+
+def _default_event_settings(classes) -> dict:
+    """Event settings without calibration data: frame threshold 0.5, clip gate 0.5, nothing else."""
+    from .postprocessing import EventPostprocessor
+
+    pp = EventPostprocessor([str(c) for c in classes], threshold=0.5, clip_threshold=0.5)
+    pp.source = "default"
+    return pp.to_dict()
 
 
 def _run_windows(model, x: np.ndarray, device, keys):

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_int, check_positive_int
 
-__all__ = ["AudioLoadError", "FEATURE_PARAMS", "LogMelExtractor", "load_audio"]
+__all__ = ["AudioLoadError", "FEATURE_PARAMS", "LogMelExtractor", "LowSampleRateWarning", "load_audio"]
 
 #: The :class:`LogMelExtractor` parameters that decide the features (not ``n_jobs`` and
 #: ``verbose``): the settings a model file records (``AttLocTagger.save(path, extractor=)``).
@@ -39,6 +39,72 @@ FEATURE_PARAMS = ("sr", "n_mels", "n_fft", "hop_length", "fmin", "fmax", "log_of
 
 class AudioLoadError(ValueError):
     """Raised when an audio file exists but cannot be decoded."""
+
+
+class LowSampleRateWarning(UserWarning):
+    """Audio files whose sampling rate leaves some mel bands of the features empty.
+
+    A file recorded at a lower rate than the extractor's ``sr`` holds nothing above half
+    its own rate (its Nyquist frequency); resampling it up does not add what is not there,
+    so the mel bands above that frequency are empty (``log(log_offset)``), unlike in the
+    full-band audio a model was trained on. :meth:`LogMelExtractor.transform` issues one
+    such warning per call, grouping the files by rate.
+
+    Attributes
+    ----------
+    files : list of (str, int, int)
+        ``(path, original_rate_hz, n_empty_bands)`` of each affected file.
+    n_mels : int
+        The number of mel bands of the features.
+    """
+
+    def __init__(self, message, files=(), n_mels=0):
+        super().__init__(message)
+        self.files = list(files)
+        self.n_mels = n_mels
+
+    @classmethod
+    def from_files(cls, files, n_mels, sr, n_total=None):
+        """The warning for ``files``, with a one-line message that groups them by rate.
+
+        Parameters
+        ----------
+        files : list of (str, int, int)
+            ``(path, original_rate_hz, n_empty_bands)`` of each affected file.
+        n_mels, sr : int
+            The extractor's number of mel bands and sampling rate.
+        n_total : int, optional
+            How many files were read in all (for "3 of 10 audio files").
+
+        Examples
+        --------
+        >>> from skattloc.features import LowSampleRateWarning
+        >>> w = LowSampleRateWarning.from_files([("call.wav", 8000, 8)], n_mels=40, sr=16000)
+        >>> print(str(w)[:108])
+        1 audio file(s) have a lower sampling rate than the features' 16000 Hz: 1 file(s) at 8000 Hz ('call.wav'): 8
+        """
+        return cls(_low_rate_message(files, n_mels, sr, n_total), files, n_mels)
+
+
+def _low_rate_message(files, n_mels, sr, n_total=None):
+    """One line describing ``files`` = ``[(path, rate, n_empty), ...]`` (for warnings)."""
+    groups = {}
+    for path, rate, n_empty in files:
+        groups.setdefault((rate, n_empty), []).append(path)
+    parts = []
+    for (rate, n_empty), paths in sorted(groups.items()):
+        shown = ", ".join(repr(os.fspath(q)) for q in paths[:3]) + (", ..." if len(paths) > 3 else "")
+        parts.append(
+            f"{len(paths)} file(s) at {rate} Hz ({shown}): {n_empty} of {n_mels} mel bands lie above "
+            f"{rate / 2:g} Hz, their Nyquist frequency, and are empty"
+        )
+    of = f" of {n_total}" if n_total is not None else ""
+    return (
+        f"{len(files)}{of} audio file(s) have a lower sampling rate than the features' {sr} Hz: "
+        + "; ".join(parts)
+        + ". Predictions on them are unreliable (a model trained on full-band audio sees missing bands); "
+        "use audio at the model's rate, or train a model with fmax at most half their rate"
+    )
 
 
 def _read_any(path):
@@ -66,7 +132,12 @@ def load_audio(path, sr=16000, mono=True, resample=True):
     """Load an audio file as float32 samples in [-1, 1] at ``sr`` Hz.
 
     The file is read with soundfile (libsndfile: WAV, FLAC, OGG, MP3, ...); only
-    formats it cannot read fall back to librosa/audioread.
+    formats it cannot read fall back to librosa/audioread. Integer PCM files (8, 16,
+    24, 32 bit) are scaled to [-1, 1] by libsndfile.
+
+    A file at a lower rate than ``sr`` is resampled up, but holds nothing above half its
+    own rate: :class:`LogMelExtractor` warns (:class:`LowSampleRateWarning`) when that
+    leaves mel bands empty.
 
     Parameters
     ----------
@@ -107,6 +178,11 @@ def load_audio(path, sr=16000, mono=True, resample=True):
     >>> y.shape, y.dtype
     ((16000,), dtype('float32'))
     """
+    return _load_audio_and_rate(path, sr, mono, resample)[0]
+
+
+def _load_audio_and_rate(path, sr=16000, mono=True, resample=True):
+    """``(load_audio(path, sr, mono, resample), the file's own sampling rate)``."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
@@ -130,7 +206,30 @@ def load_audio(path, sr=16000, mono=True, resample=True):
                 "was expected; pass resample=True to resample it"
             )
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq", axis=-1)
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return np.ascontiguousarray(y, dtype=np.float32), file_sr
+
+
+def _as_float_waveform(x, i):
+    """A waveform as float32; integer PCM scaled to [-1, 1) as soundfile and
+    ``librosa.util.buf_to_float`` do: int8/int16/int32 divided by 2**(bits - 1), uint8
+    (8-bit WAV) centred on 128 first. Other integer types are refused (not guessed)."""
+    try:
+        a = np.asarray(x)
+        if a.dtype.kind not in "iu":
+            return np.asarray(a, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"clip {i} is not a numeric waveform: {exc}") from None
+    pcm = (a.dtype.kind == "i" and a.dtype.itemsize in (1, 2, 4)) or (a.dtype.kind == "u" and a.dtype.itemsize == 1)
+    if not pcm:
+        raise TypeError(
+            f"clip {i} holds {a.dtype.name} integers, which are not a PCM sample type; expected float "
+            f"samples in [-1, 1] or integer PCM of dtype int8, int16, int32 or uint8 (e.g. from "
+            f"scipy.io.wavfile.read); convert it to floats in [-1, 1] yourself, e.g. x / 32768 for "
+            f"16-bit samples stored as {a.dtype.name}"
+        )
+    scale = 2.0 ** (8 * a.dtype.itemsize - 1)
+    centre = scale if a.dtype.kind == "u" else 0.0
+    return ((a.astype(np.float64) - centre) / scale).astype(np.float32)
 
 
 _BLAS_CONTROLLER = None
@@ -163,6 +262,18 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
     Stateless transformer: ``fit`` only validates the parameters. Features are
     ``log(mel_power + log_offset)`` (natural log) with time first, shape
     (n_frames, n_mels) per clip; see the module docstring for frame timing.
+
+    Waveforms are float samples in [-1, 1]. Integer arrays are read as PCM and scaled to
+    [-1, 1) as soundfile and librosa read PCM files: int16 divided by 32768 (``2**15``),
+    int32 by ``2**31``, int8 by 128, and uint8 (8-bit WAV) centred, ``(x - 128) / 128``; so
+    ``scipy.io.wavfile.read``'s int16 samples give the same features as the file itself.
+    Other integer types (int64, uint16...) are refused with a ``TypeError`` rather than
+    guessed. Float input is used unchanged.
+
+    Files at a lower sampling rate than ``sr`` are resampled up, but hold nothing above
+    their own Nyquist frequency: when that leaves mel bands empty, :meth:`transform` warns
+    with one :class:`LowSampleRateWarning` naming the files, their rate and the number of
+    empty bands.
 
     Parameters
     ----------
@@ -415,13 +526,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                     f"{first} is {type(items[first]).__name__}); pass only one kind"
                 )
             return items, "path"
-        waves = []
-        for i, x in enumerate(items):
-            try:
-                y = np.asarray(x, dtype=np.float32)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"clip {i} is not a numeric waveform: {exc}") from None
-            waves.append(self._check_wave(y, i))
+        waves = [self._check_wave(_as_float_waveform(x, i), i) for i, x in enumerate(items)]
         return waves, "wave"
 
     def _check_wave(self, y, i, path=None):
@@ -438,11 +543,45 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         return np.ascontiguousarray(y)
 
     def _one(self, x, i, kind, mel_basis):
+        """``(features, the file's own sampling rate or None for a waveform)``."""
+        rate = None
         if kind == "path":
-            y = self._check_wave(load_audio(x, sr=self.sr, resample=self.resample), i, os.fspath(x))
+            y, rate = _load_audio_and_rate(x, sr=self.sr, resample=self.resample)
+            y = self._check_wave(y, i, os.fspath(x))
         else:
             y = x
-        return _logmel(y, mel_basis, self.n_fft, self.hop_length, self.window, self.log_offset)
+        return _logmel(y, mel_basis, self.n_fft, self.hop_length, self.window, self.log_offset), rate
+
+    def empty_bands(self, rate):
+        """How many mel bands audio recorded at ``rate`` Hz leaves empty.
+
+        A band is empty when it lies entirely above ``rate / 2``, the Nyquist frequency of
+        such audio (its lower edge at or above it): resampling the audio up to ``sr``
+        adds nothing there.
+
+        Parameters
+        ----------
+        rate : int
+            The audio's own sampling rate in Hz.
+
+        Returns
+        -------
+        int
+            0 when ``rate / 2`` is at or above ``fmax``.
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> ext = LogMelExtractor()  # 16 kHz, 40 bands up to 8 kHz
+        >>> ext.empty_bands(8000), ext.empty_bands(16000)
+        (8, 0)
+        """
+        self._validate_params()
+        fmax = self.sr / 2 if self.fmax is None else self.fmax
+        if rate / 2 >= fmax:
+            return 0
+        edges = librosa.mel_frequencies(n_mels=self.n_mels + 2, fmin=self.fmin, fmax=fmax)
+        return int(np.sum(edges[:-2] >= rate / 2))
 
     def transform(self, X):
         """Compute log-mel features of each clip.
@@ -464,6 +603,15 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         ValueError
             Empty ``X``, a clip shorter than ``n_fft`` samples, or NaN/Inf
             (messages name the clip index).
+        TypeError
+            Non-numeric clips, or integer clips of a type that is not PCM (int64,
+            uint16...); int8/int16/int32/uint8 are scaled to [-1, 1) (see the class).
+
+        Warns
+        -----
+        LowSampleRateWarning
+            Files whose own sampling rate leaves mel bands empty (one warning per call,
+            naming the files, their rate and the number of empty bands).
 
         Examples
         --------
@@ -482,12 +630,27 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         # sums in another order with more threads).
         with _one_blas_thread():
             results = Parallel(n_jobs=self.n_jobs, prefer="threads", return_as="generator")(jobs)
-            feats = list(
+            out = list(
                 tqdm(results, total=len(items), disable=not self.verbose, desc="log-mel", unit="clip")
             )
+        feats = [f for f, _ in out]
+        self._warn_low_rates([(os.fspath(x), rate) for x, (_, rate) in zip(items, out) if rate is not None], len(items))
         if len({f.shape for f in feats}) == 1:
             return np.stack(feats)
         return feats
+
+    def _warn_low_rates(self, rates, n_total):
+        """One :class:`LowSampleRateWarning` for the files whose rate leaves bands empty."""
+        counts = {}
+        files = []
+        for path, rate in rates:
+            if rate < self.sr:
+                if rate not in counts:
+                    counts[rate] = self.empty_bands(rate)
+                if counts[rate]:
+                    files.append((path, int(rate), counts[rate]))
+        if files:
+            warnings.warn(LowSampleRateWarning.from_files(files, self.n_mels, self.sr, n_total), stacklevel=3)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the mel bands, ``["logmel0", ..., "logmel{n_mels-1}"]``.

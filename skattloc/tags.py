@@ -10,8 +10,9 @@ Clip-level tags (``y`` of :meth:`AttLocTagger.fit <skattloc.AttLocTagger.fit>` a
   ``[["dog", "speech"], [], ["dog"]]``; the classes are then the sorted names.
 
 How the form is told: a numeric array is a matrix, an object array holds tag collections;
-a list is a matrix when every row is a sequence of numbers (``[[0, 1], [1, 0]]``), else it
-holds tag collections (``[[], ["dog"]]``). Every estimator, data set loader, scorer and
+a list is a matrix when every row is a non-empty sequence of numbers (``[[0, 1], [1, 0]]``),
+else it holds tag collections (``[[], ["dog"]]``; an empty row is a clip without tags, as a
+matrix row is never empty, so ``[[], [3], [1, 3]]`` are tags named by numbers). Every estimator, data set loader, scorer and
 command of skattloc encodes tags with :func:`encode_tags`, so the same input gives the same
 classes and the same messages everywhere.
 """
@@ -105,9 +106,19 @@ def encode_tags(y, classes=None, *, n_clips=None, kind="auto", name="Y", owner="
     y = _as_array_like(y)
     if n_clips is not None and len(y) != n_clips:
         raise ValueError(f"X has {n_clips} clips but {name} has {len(y)} rows; they must match")
-    if kind == "names" or (y.dtype == object if isinstance(y, np.ndarray) else not all(_is_number_row(r) for r in y)):
+    if kind == "names" or (y.dtype == object if isinstance(y, np.ndarray) else _holds_tag_lists(y)):
         return _encode_names(y, classes, name, known_as)
     return _encode_matrix(y, classes, name)
+
+
+def _holds_tag_lists(rows) -> bool:
+    """Whether a list (not an array) holds tag collections rather than matrix rows: some row
+    is not a sequence of numbers, or some rows are empty and others not (a clip without tags
+    beside tagged ones; a matrix row is never empty)."""
+    if not all(_is_number_row(r) for r in rows):
+        return True
+    sizes = {np.size(r) for r in rows if np.ndim(r) == 1}
+    return 0 in sizes and len(sizes) > 1
 
 
 def _encode_names(y, classes, name, known_as):
@@ -141,7 +152,14 @@ def _encode_names(y, classes, name, known_as):
 
 
 def _encode_matrix(y, classes, name):
-    Y = np.asarray(y)
+    try:
+        Y = np.asarray(y)
+    except ValueError:  # ragged rows of numbers
+        sizes = sorted({int(np.size(r)) for r in y})
+        raise ValueError(
+            f"{name} rows have different lengths {sizes}; as an (n_clips, n_classes) 0/1 matrix every row "
+            f"needs one value per class, or give one collection of tag names per clip"
+        ) from None
     if Y.ndim == 1:
         raise ValueError(
             f"{name} must be 2-D (n_clips, n_classes), got a 1-D array of shape {Y.shape}; "

@@ -8,6 +8,9 @@ module holds what it hands to Lightning:
   :class:`History` (``history_``), early stopping and :class:`BestWeights`, weight averaging
   and the checkpoint callbacks; :func:`quiet_lightning` silences Lightning's banners;
   :func:`seeded` runs the fit on seeded torch RNGs and restores the global ones after it.
+  :func:`check_trainer_settings` refuses Lightning settings before any work;
+  :func:`run_fit` runs ``Trainer.fit`` so that Ctrl-C reaches the caller as
+  ``KeyboardInterrupt`` (Lightning alone turns it into ``SystemExit(1)``).
 - Checkpoints (``checkpoint_dir``): :class:`LastCheckpoint` writes ``last.ckpt`` after
   every epoch through :class:`AtomicCheckpointIO`; :class:`TrainingState` stores what a
   resumed fit needs (the fit's fingerprint, the RNG states); :func:`resume_checkpoint`,
@@ -20,9 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import logging
+import numbers
 import os
 import pickle
+import signal
+import threading
 import warnings
 from pathlib import Path
 
@@ -31,7 +38,7 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
-from lightning.pytorch.callbacks.weight_averaging import EMAWeightAveraging
+from lightning.pytorch.callbacks.weight_averaging import WeightAveraging
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
@@ -49,6 +56,7 @@ __all__ = [
     "check_callbacks",
     "check_logger",
     "check_resume",
+    "check_trainer_settings",
     "checkpoint_callbacks",
     "checkpoint_file",
     "clean_checkpoint_dir",
@@ -58,6 +66,7 @@ __all__ = [
     "quiet_lightning",
     "read_checkpoint_fingerprint",
     "resume_checkpoint",
+    "run_fit",
     "seeded",
 ]
 
@@ -158,6 +167,77 @@ def seeded(seed, verbose=False):
         yield
 
 
+# What Lightning raises for a setting it refuses: MisconfigurationException (devices=0, a
+# missing GPU), TypeError (devices="abc" or -1 on the CPU), ValueError (precision,
+# strategy), ImportError (accelerator="tpu" without torch_xla), RuntimeError (CUDA).
+_TRAINER_ERRORS = (MisconfigurationException, TypeError, ValueError, ImportError, RuntimeError)
+
+
+def _plain(value) -> bool:
+    """Plain data (what a Trainer argument can be without being an object with state)."""
+    if value is None or isinstance(value, (numbers.Number, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _trainer_error(estimator, exc) -> ValueError:
+    message = " ".join(str(exc).split()) or type(exc).__name__  # one line
+    return ValueError(
+        f"invalid Lightning setting (accelerator={estimator.accelerator!r}, devices={estimator.devices!r}, "
+        f"precision={estimator.precision!r}, strategy={estimator.strategy!r}"
+        + (f", trainer_kwargs={estimator.trainer_kwargs!r}" if estimator.trainer_kwargs else "")
+        + f"): {message}"
+    )
+
+
+def check_trainer_settings(estimator) -> None:
+    """Raise ``ValueError`` (one line) for Lightning settings that the ``Trainer`` refuses,
+    before any work: ``fit`` calls it first, and so does ``skattloc fit`` before reading audio.
+
+    ``trainer_kwargs`` keys must be arguments of ``lightning.pytorch.Trainer``; then a
+    ``Trainer`` is built (a few milliseconds; it allocates nothing and writes no file) from
+    ``accelerator``, ``devices``, ``precision``, ``strategy`` and the plain-data
+    ``trainer_kwargs``. A ``strategy`` object, and ``trainer_kwargs`` values that are objects
+    (callbacks, loggers, plugins), are left to the real ``Trainer`` of the fit, as they may
+    keep state; its errors become ``ValueError`` too.
+
+    Examples
+    --------
+    >>> from skattloc import AttLocTagger
+    >>> from skattloc.training import check_trainer_settings
+    >>> check_trainer_settings(AttLocTagger(accelerator="cpu"))
+    >>> check_trainer_settings(AttLocTagger(trainer_kwargs={"bogus": 1}))
+    Traceback (most recent call last):
+    ...
+    ValueError: trainer_kwargs has keys ['bogus'] that lightning.pytorch.Trainer does not take; expected Trainer arguments such as gradient_clip_val or accumulate_grad_batches
+    """
+    kwargs = dict(estimator.trainer_kwargs or {})
+    accepted = set(inspect.signature(Trainer.__init__).parameters) - {"self"}
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        raise ValueError(
+            f"trainer_kwargs has keys {unknown} that lightning.pytorch.Trainer does not take; expected "
+            f"Trainer arguments such as gradient_clip_val or accumulate_grad_batches"
+        )
+    if not isinstance(estimator.strategy, str) or not _plain(estimator.devices):
+        return
+    probe = dict(
+        accelerator=estimator.accelerator, devices=estimator.devices, precision=estimator.precision,
+        strategy=estimator.strategy, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    probe.update({k: v for k, v in kwargs.items() if _plain(v) and k not in ("default_root_dir", "callbacks", "logger", "plugins")})
+    try:
+        with quiet_lightning(False):
+            Trainer(**probe)
+    except _TRAINER_ERRORS as exc:
+        raise _trainer_error(estimator, exc) from None
+
+
 def make_trainer(estimator, history, checkpoint_callbacks=(), plugins=(), early_stopping=None):
     """The Lightning ``Trainer`` of a fit, from the estimator's parameters.
 
@@ -197,7 +277,7 @@ def make_trainer(estimator, history, checkpoint_callbacks=(), plugins=(), early_
         # must see the averaged weights, which the averaging swaps out right after.
         callbacks += [EarlyStopping(monitor=metric, patience=estimator.patience, mode=mode), BestWeights(metric, mode)]
     if estimator.ema_decay > 0:
-        callbacks.append(EMAWeightAveraging(decay=float(estimator.ema_decay)))
+        callbacks.append(WarmupEMA(float(estimator.ema_decay)))
     callbacks += list(estimator.callbacks or [])
     kwargs = dict(
         accelerator=estimator.accelerator,
@@ -217,11 +297,80 @@ def make_trainer(estimator, history, checkpoint_callbacks=(), plugins=(), early_
     kwargs.update(estimator.trainer_kwargs or {})
     try:
         return Trainer(**kwargs)
-    except MisconfigurationException as exc:  # an sklearn user expects a ValueError
-        raise ValueError(
-            f"invalid Lightning setting (accelerator={estimator.accelerator!r}, devices={estimator.devices!r}, "
-            f"precision={estimator.precision!r}, strategy={estimator.strategy!r}, trainer_kwargs): {exc}"
-        ) from exc
+    except _TRAINER_ERRORS as exc:  # an sklearn user expects a ValueError
+        raise _trainer_error(estimator, exc) from exc
+
+
+def ema_decay_at(decay: float, n_averaged):
+    """The decay of the ``n``-th update (``n`` = updates so far): ``min(decay, (1 + n) / (10 + n))``.
+
+    The ramp (as TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``) keeps
+    the average close to the weights while there are few updates, so that a short fit
+    (a small data set, few epochs) is not averaged with its first, untrained steps; from
+    ``n = (10 decay - 1) / (1 - decay)`` updates on (891 for 0.99) the decay is ``decay``.
+    """
+    return torch.clamp((1.0 + n_averaged) / (10.0 + n_averaged), max=decay)
+
+
+class WarmupEMA(WeightAveraging):
+    """Lightning's weight averaging with an exponential moving average after every step,
+    its decay ramped up by :func:`ema_decay_at`.
+
+    The averaged weights (and batch-norm statistics) are the ones validated each epoch and
+    the ones ``fit`` keeps; checkpoints hold both, so ``resume`` continues the average.
+    """
+
+    def __init__(self, decay: float):
+        self.decay = float(decay)
+        super().__init__(use_buffers=True, avg_fn=_EMAUpdate(self.decay))
+
+
+class _EMAUpdate:
+    """``avg_fn`` of :class:`WarmupEMA` (a class, not a closure: spawned DDP workers pickle it)."""
+
+    def __init__(self, decay: float):
+        self.decay = decay
+
+    def __call__(self, averaged, current, n_averaged):
+        d = ema_decay_at(self.decay, torch.as_tensor(n_averaged, device=averaged.device).float())
+        return d * averaged + (1.0 - d) * current
+
+
+class _InterruptWatch(Callback):
+    """Remembers a KeyboardInterrupt that Lightning caught (see :func:`run_fit`)."""
+
+    def __init__(self):
+        self.interrupt = None
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupt = exception
+
+
+def run_fit(trainer, module, **kwargs):
+    """``trainer.fit(module, **kwargs)``, letting Ctrl-C reach the caller as ``KeyboardInterrupt``.
+
+    Lightning 2.x catches a ``KeyboardInterrupt`` in ``Trainer.fit``
+    (``lightning.pytorch.trainer.call._call_and_handle_interrupt``): it runs the callbacks'
+    ``on_exception``, sets SIGINT to be ignored, and calls ``sys.exit(1)``. A script would see
+    ``SystemExit(1)`` from ``AttLocTagger.fit`` and ignore every later Ctrl-C. Here the
+    interrupt is recorded by a callback, re-raised in place of that ``SystemExit``, and the
+    SIGINT handler of before the fit is restored. The checkpoint of the last finished epoch
+    (``checkpoint_dir``) is left as it was, to resume from.
+    """
+    watch = _InterruptWatch()
+    trainer.callbacks.append(watch)
+    main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        return trainer.fit(module, **kwargs)
+    except SystemExit:
+        if watch.interrupt is None:
+            raise
+        raise watch.interrupt from None
+    finally:
+        if handler is not None and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 def place_small_data(trainer, loaders) -> bool:

@@ -16,8 +16,8 @@ from skattloc import make_weak_events
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "benchmark_domestic_mix.py"
-TINY = ["--epochs", "1", "--batch-size", "8", "--n-filters", "8", "--rnn-hidden", "8", "--rnn-layers", "1",
-        "--dense-units", "8", "--learning-rate", "0.003"]
+TINY = ["--max-epochs", "1", "--param", "rnn_hidden=8", "--param", "rnn_layers=1", "--param", "dense_units=8",
+        "--param", "n_filters=8", "--param", "batch_size=8", "--param", "validation_fraction=0.25"]
 
 
 def _fake_folder(root, n_clips=32):
@@ -49,23 +49,40 @@ def _run(args, env_extra=None):
     return proc.stdout
 
 
-def test_one_fold_from_audio_writes_cache_report_and_plot(tmp_path):
+def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     data = tmp_path / "data"
     names = _fake_folder(data)
-    cache = tmp_path / "feats.npz"
+    cache, results = tmp_path / "feats.npz", tmp_path / "res.jsonl"
+    out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--seeds", "0",
+                "--systems", "default,att_loc,gmm", "--results", str(results), *TINY])
+    assert "wrote features cache" in out and "default fold 1 seed 0: macro EER" in out
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["system"], r["fold"], r["seed"]) for r in rows] == [("default", 1, 0), ("att_loc", 1, 0), ("gmm", 1, 0)]
+    for r in rows[:2]:
+        # trained on folds 2-4 only (24 clips), scored on fold 1 (8 clips)
+        assert r["n_train"] == 24 and r["n_test"] == 8
+        assert len(r["eer"]) == 3 and 0 <= r["psds1"] <= 1 and 0 <= r["psds2"] <= 1
+        assert r["weak_settings"]["source"] in ("weak", "default") and r["n_strong_val"] == 6
+        assert r["strong_settings"]["source"] == "strong"
+        assert set(r["weak"]) >= {"event_f1", "segment_f1", "intersection_f1", "n_events"}
+    assert rows[1]["params"]["pooling"] == "att_loc" and rows[1]["params"]["loc_background"] is True
+
+    # resumable: the same command skips what is done
+    out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--seeds", "0",
+                "--systems", "default", "--results", str(results), *TINY])
+    assert "skip default fold 1 seed 0" in out
+    assert len(results.read_text().splitlines()) == 3
+
     md, js, png = tmp_path / "bench.md", tmp_path / "bench.json", tmp_path / "images" / "clip.png"
-    out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--variants", "gmm,att_loc", *TINY,
-                "--workers", "0", "--out-md", str(md), "--out-json", str(js), "--plot", str(png)])
-    assert "wrote features cache" in out and "train loss per epoch: [" in out
+    _run(["--features-cache", str(cache), "--report", str(results), "--out-md", str(md), "--out-json", str(js),
+          "--plot", str(png)])
     text = md.read_text()
-    assert "folds [1] of [1, 2, 3, 4] scored" in text
-    assert "| system | chirp | noise_burst | tone | ave | sd |" in text
-    assert "| att_loc | z_att·O·z_loc |" in text and "| gmm | frame LLR |" in text
-    assert png.stat().st_size > 10_000
+    assert "nothing chosen on the scored fold" in text
+    assert "| system | chirp | noise_burst | tone | macro | fold 4 only (untouched) |" in text
+    assert "| default | weak only" in text and "| default | strong, 180 validation clips" in text
+    assert png.stat().st_size > 10_000 and "](images/clip.png)" in text
     res = json.loads(js.read_text())
-    assert res["folds"] == [1] and set(res["summary"]) == {"gmm", "att_loc"}
-    # Training used folds 2-4 only: 24 clips, 8 scored.
-    assert "train 24 clips (folds [2, 3, 4]), score 8 clips" in out
+    assert set(res["summary"]) == {"default", "att_loc", "gmm"} and res["folds"] == [1]
 
     # Later runs read everything from the cache: no audio (and no librosa) needed.
     shutil.rmtree(data)
@@ -75,43 +92,6 @@ def test_one_fold_from_audio_writes_cache_report_and_plot(tmp_path):
     assert d["filenames"] == names and d["classes"] == ["chirp", "noise_burst", "tone"]
     assert d["folds"].tolist() == [i % 4 + 1 for i in range(32)]
     assert len(d["strong"]) > 0 and d["duration"] == pytest.approx(1.0, abs=0.02)
-
-
-@pytest.mark.slow
-def test_benchmark_end_to_end_from_audio_then_from_the_cache_alone(tmp_path):
-    data = tmp_path / "data"
-    names = _fake_folder(data)
-    cache = tmp_path / "cache" / "feats.npz"
-    out = _run([str(data), "--features-cache", str(cache), "--precompute-only"])
-    assert "wrote features cache" in out
-    z = np.load(cache)
-    assert z["X"].dtype == np.float16 and z["X"].shape == (32, 61, 40)
-    assert z["filenames"].tolist() == names
-    assert sorted(set(z["strong_label"].tolist())) == ["chirp", "noise_burst", "tone"]
-
-    # The cache is all it needs: no audio, no data folder.
-    shutil.rmtree(data)
-    md, js, png = tmp_path / "docs" / "bench.md", tmp_path / "bench.json", tmp_path / "docs" / "images" / "clip.png"
-    out = _run(["--features-cache", str(cache), "--variants", "gmm,mean,att_loc,improved", *TINY,
-                "--workers", "1", "--out-md", str(md), "--out-json", str(js), "--plot", str(png), "--curve"])
-    assert "train loss per epoch" in out and "total wall time" in out
-    text = md.read_text()
-    assert "Reduced configuration" in text and "1 epochs instead of the paper's 20" in text
-    assert "| system | chirp | noise_burst | tone | ave | sd |" in text
-    for v in ("gmm", "mean", "att_loc", "improved"):
-        assert f"| {v} |" in text
-    assert "within-clip AUC" in text and "z_loc argmax share" in text
-    assert "](images/clip.png)" in text and png.stat().st_size > 10_000
-    res = json.loads(js.read_text())
-    assert res["folds"] == [1, 2, 3, 4]
-    for v in ("gmm", "mean", "att_loc", "improved"):
-        s = res["summary"][v]
-        assert 0 <= s["macro_eer_mean"] <= 1 and len(s["macro_eer_per_fold"]) == 4
-    assert set(res["score_names"]["att_loc"]) == {"frame", "att_frame", "paper", "loc", "clip"}
-    assert set(res["score_names"]["gmm"]) == {"llr", "clip"}
-    fold = res["per_fold"]["att_loc"]["1"]
-    assert abs(sum(fold["collapse"]["loc_argmax_share"]) - 1) < 1e-6
-    assert len(fold["curve"]) == 1 and len(fold["history"]) == 1
 
 
 def test_bad_arguments_exit_with_a_message(tmp_path):
@@ -128,34 +108,66 @@ def _load_module():
     return mod
 
 
-def test_thresholds_are_tuned_on_the_training_folds_only(monkeypatch):
-    import skattloc.events as events
+class _SpyTagger:
+    """Stands in for AttLocTagger: records which clips each step sees."""
 
+    calls = []
+
+    def __init__(self, **params):
+        self.params = params
+        self.localization = "att_frame"
+
+    def get_params(self):
+        return dict(self.params)
+
+    def fit(self, X, y):
+        type(self).calls.append(("fit", X.copy()))
+        self.classes_ = np.array(["a", "b"])
+        self.n_epochs_, self.history_ = 1, [{"epoch": 0, "train_loss": 1.0}]
+        self.validation_indices_ = np.array([0, 1])
+        self.event_settings_ = {"source": "weak"}
+        return self
+
+    def frame_outputs(self, X):
+        type(self).calls.append(("frame_outputs", X.copy()))
+        rng = np.random.default_rng(len(X))
+        return [{"clip": rng.random(2), "frame": rng.random((len(x), 2)), "att_frame": rng.random((len(x), 2))} for x in X]
+
+    def detect_events(self, X, filenames, clip_duration):
+        type(self).calls.append(("detect_events", X.copy()))
+        return [(filenames[0], 0.0, 0.1, "a")]
+
+    def tune_events(self, X, reference, filenames, clip_duration):
+        type(self).calls.append(("tune_events", X.copy(), list(filenames), list(reference)))
+        self.event_settings_ = {"source": "strong"}
+        return self
+
+
+def test_no_step_sees_the_scored_fold_except_scoring(monkeypatch):
     mod = _load_module()
     rng = np.random.default_rng(0)
-    truth_tr = (rng.random((6, 20, 2)) < 0.3).astype(np.uint8)
-    truth_te = (rng.random((4, 20, 2)) < 0.3).astype(np.uint8)
-    score_tr, score_te = rng.random((6, 20, 2)), rng.random((4, 20, 2))
-    seen = {}
-
-    def spy_tune(frame_true, frame_scores, *a, **k):
-        seen["true"], seen["scores"] = frame_true, frame_scores
-        return np.array([0.3, 0.7])
-
-    real_f2e = events.frames_to_events
-
-    def spy_f2e(frame_scores, classes, **k):
-        seen["threshold"], seen["applied_to"] = k["threshold"], frame_scores
-        return real_f2e(frame_scores, classes, **k)
-
-    monkeypatch.setattr(events, "tune_thresholds", spy_tune)
-    monkeypatch.setattr(events, "frames_to_events", spy_f2e)
-    meta = dict(classes=["a", "b"], strong=[("t0", 0.1, 0.2, "a")], hop_s=0.016, offset_s=0.008, duration=0.34)
-    out = mod.evaluate_job({"frame": {"train": score_tr, "test": score_te}}, rng.random((4, 2)),
-                           np.array([[1, 0], [0, 1], [1, 1], [0, 0]]), truth_tr, truth_te, meta,
-                           ["t0", "t1", "t2", "t3"], 1)
-    assert seen["true"] is truth_tr and seen["scores"] is score_tr
-    assert seen["applied_to"] is score_te
-    np.testing.assert_array_equal(seen["threshold"], [0.3, 0.7])
-    np.testing.assert_array_equal(out["loc"]["frame"]["thresholds"], [0.3, 0.7])
-    assert out["eer"].shape == (2,)
+    n = 12
+    folds = np.array([1, 2, 3, 4] * 3)
+    X = rng.normal(size=(n, 5, 3)).astype(np.float32)
+    X[:, 0, 0] = np.arange(n)  # clip id in the features
+    names = [f"c{i}" for i in range(n)]
+    strong = [(names[i], 0.0, 0.05, "a") for i in range(n)]
+    d = dict(X=X, Y=np.eye(2, dtype=int)[np.arange(n) % 2], classes=["a", "b"], folds=folds, filenames=names,
+             strong=strong, hop_s=0.016, offset_s=0.008, duration=0.096)
+    monkeypatch.setattr(mod, "make_tagger", lambda system, seed, args: _SpyTagger(system=system))
+    monkeypatch.setattr(mod, "_events_metrics", lambda *a, **k: {"event_f1": 0.0})
+    monkeypatch.setattr("skattloc.sed_scores.psds", lambda *a, **k: 0.5)
+    _SpyTagger.calls = []
+    args = mod.parse_args([])
+    args.seed_list, args.fold_list, args.plot_data = [0], [1], False
+    truth = np.zeros((n, 5, 2), dtype=np.uint8)
+    mod.run_job("default", 1, 0, args, d, truth)
+    ids = {c[0]: set(c[1][:, 0, 0].astype(int).tolist()) for c in _SpyTagger.calls}
+    scored = set(np.flatnonzero(folds == 1).tolist())
+    train = set(np.flatnonzero(folds != 1).tolist())
+    assert ids["fit"] == train
+    train_sorted = np.flatnonzero(folds != 1)
+    assert ids["tune_events"] == set(train_sorted[[0, 1]].tolist())  # the fit's held-out clips, from training folds
+    tune = [c for c in _SpyTagger.calls if c[0] == "tune_events"][0]
+    assert {e[0] for e in tune[3]} <= {names[i] for i in train_sorted[[0, 1]]}  # their strong labels only
+    assert ids["frame_outputs"] == scored and ids["detect_events"] == scored

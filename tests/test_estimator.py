@@ -77,7 +77,9 @@ def test_padding_never_leaks_through_the_estimator(synth, fitted):
 )
 def test_localize_returns_what_is_documented(synth, pooling, mode):
     X, Y = synth["X"][:40], synth["Y"][:40]
-    tagger = AttLocTagger(**SMALL, pooling=pooling, localization=mode, max_epochs=1, random_state=0).fit(X, Y)
+    # the paper's softmax z_loc, without the background slot: it sums to 1 over classes
+    tagger = AttLocTagger(**SMALL, pooling=pooling, localization=mode, loc_background=False, max_epochs=1,
+                          random_state=0).fit(X, Y)
     loc = tagger.localize(X[:4])
     out = tagger.frame_outputs(X[:4])
     for i in range(4):
@@ -145,7 +147,7 @@ def test_validation_split_and_early_stopping_restore_best(synth):
     assert tagger.n_epochs_ <= 30
     assert all(0 <= h["val_auroc"] <= 1 for h in tagger.history_)
     with pytest.raises(ValueError, match="early_stopping=True needs a validation split"):
-        AttLocTagger(early_stopping=True).fit(X, Y)
+        AttLocTagger(early_stopping=True, validation_fraction=0.0).fit(X, Y)
 
 
 def test_warm_start_continues_and_checks_classes(synth):
