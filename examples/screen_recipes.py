@@ -157,6 +157,48 @@ def run(args):
                 fh.write(json.dumps(row) + "\n")
 
 
+def study_events(args):
+    """Choose the weak-calibration constants of EventPostprocessor.calibrate on saved
+    validation outputs (``--save-outputs``): each file's validation fold is split in halves;
+    calibrate on one half from its clip tags, score event F1 on the other with the strong
+    labels, both ways; the mean over files and halves for each grid point is printed."""
+    import csv
+    import itertools
+
+    from skattloc.metrics import event_based_metrics
+    from skattloc.postprocessing import EventPostprocessor
+
+    d = bench.load_data(args)
+    classes = d["classes"]
+    runs = []
+    for spec in args.study_events.split(","):
+        path, key = spec.rsplit(":", 1)
+        z = np.load(path)
+        names = z["filenames"].tolist()
+        perm = np.random.default_rng(0).permutation(len(names))
+        halves = [np.sort(perm[: len(names) // 2]), np.sort(perm[len(names) // 2:])]
+        runs.append((names, z["Y"], z["clip"].astype(float), z[key].astype(float), halves))
+    grid = json.loads(args.grid)
+    rows = []
+    for combo in itertools.product(*grid.values()):
+        kw = dict(zip(grid, combo))
+        scores = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for names, Y, clip, S, (h0, h1) in runs:
+                for A, B in ((h0, h1), (h1, h0)):
+                    pp = EventPostprocessor.calibrate(S[A], clip[A], Y[A], classes, d["hop_s"], d["offset_s"], **kw)
+                    nB = [names[i] for i in B]
+                    keep = set(nB)
+                    est = pp.decode(S[B], clip[B], nB, d["hop_s"], d["offset_s"], d["duration"])
+                    ref = [e for e in d["strong"] if e[0] in keep]
+                    scores.append(event_based_metrics(ref, est, classes, filenames=nB)["f_measure"])
+        rows.append((float(np.mean(scores)), kw, [round(x, 3) for x in scores]))
+        print(f"{rows[-1][0]:.4f} {kw} {rows[-1][2]}", flush=True)
+    rows.sort(key=lambda r: -r[0])
+    print("best:", rows[0])
+
+
 def report(args):
     rows = [json.loads(line) for p in args.report.split(",") for line in open(p) if line.strip()]
     by = {}
@@ -204,11 +246,18 @@ def main(argv=None):
     p.add_argument("--report", default=None, help="comma list of JSONL files to summarize (no training)")
     p.add_argument("--out-md", default=None)
     p.add_argument("--save-outputs", default=None, help="folder for the validation fold's clip and frame outputs (.npz per run)")
+    p.add_argument("--study-events", default=None, metavar="NPZ:KEY,...",
+                   help="saved validation outputs and the frame output to use (e.g. out/val/x.npz:frame): "
+                   "grid-search the weak event-calibration constants (--grid), train nothing")
+    p.add_argument("--grid", default='{"low_ratio": [0.3, 0.5], "gap_fraction": [0.25, 1.0]}',
+                   help="JSON dict: calibrate() keyword -> list of values")
     args = p.parse_args(argv)
     # load_data's options
     args.max_clips, args.n_jobs = None, 1
     if args.report:
         return report(args)
+    if args.study_events:
+        return study_events(args)
     return run(args)
 
 

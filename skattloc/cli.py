@@ -51,13 +51,15 @@ class CLIError(Exception):
 # ----------------------------------------------------------------------------- parser
 _MAIN_EPILOG = """\
 examples:
-  # train on a folder with audio/ and weak.csv (filename,tags), small and quick
-  skattloc fit my_data/ -o tagger.skattloc --epochs 20 --rnn-layers 1
+  # train on a folder with audio/ and weak.csv (filename,tags)
+  skattloc fit my_data/ -o tagger.skattloc
   # tag every audio file under a folder: per-tag probabilities and 0/1 decisions
   skattloc predict tagger.skattloc recordings/ -o tags.csv
   # when does each event happen: DCASE event list and one figure per file
   skattloc localize tagger.skattloc recordings/ -o events.tsv --plot-dir plots/
-  # per-tag EER, and segment F1 when my_data/strong.tsv holds event times
+  # a few clips with event times? tune the event settings on them
+  skattloc tune tagger.skattloc val_data/ -o tuned.skattloc
+  # per-tag EER, and segment/event F1 and PSDS when my_data/strong.tsv holds event times
   skattloc evaluate tagger.skattloc my_data/ --folds 4
 
 Run 'skattloc COMMAND --help' for a command's options.
@@ -78,9 +80,26 @@ examples:
   skattloc fit clips.csv -o tagger.skattloc --pooling att --rnn-hidden 64 --lr 3e-3
   skattloc fit my_data/ -o tagger.skattloc --accelerator gpu --precision bf16-mixed
   skattloc fit my_data/ -o tagger.skattloc --param spec_augment=2 --param lr_schedule=cosine
+  # the paper's own configuration (per-frame CNN, 3 GRU layers of 128, att_loc, 20 epochs)
+  skattloc fit my_data/ -o paper.skattloc --paper
   # checkpoint every epoch; after Ctrl-C or a crash, continue with the same command + --resume
   skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50
   skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50 --resume
+"""
+
+_TUNE_EPILOG = """\
+DATA holds clips the model did not train on (a validation set: a folder with audio/ and
+weak.csv, or a CSV of path,tags; --folds picks folds of weak.csv). With event times
+(DATA/strong.tsv or --strong), the per-tag event settings that 'localize' uses (threshold,
+hysteresis, median filter, gap, minimum duration, clip gate) are tuned for the best
+event-based F1 on these clips; with clip tags only (--weak, or no strong labels), they are
+calibrated from the tags as 'fit' does on its validation split. The model is written to -o
+with the new settings; its network is unchanged.
+
+examples:
+  skattloc tune tagger.skattloc my_data/ --folds 4 -o tuned.skattloc
+  skattloc tune tagger.skattloc val.csv --strong val_events.tsv -o tuned.skattloc
+  skattloc tune tagger.skattloc my_data/ --folds 4 --weak -o tuned.skattloc
 """
 
 _PREDICT_EPILOG = """\
@@ -98,24 +117,32 @@ _LOCALIZE_EPILOG = """\
 output: a DCASE event list, tab-separated with the header filename, onset, offset,
 event_label (seconds), as read by sed_eval, psds_eval and sed_scores_eval.
 
-How events are made, per file and tag: the model's frame scores (AttLocTagger.localize,
-values in [0, 1]; which quantity is set by the model's 'localization' parameter or
---localization) at or above --frame-threshold are active; a median filter of
---median-filter seconds smooths them; runs of active frames become events; gaps shorter
-than --min-gap are merged and events shorter than --min-duration dropped. Only tags whose
-clip probability reaches the clip threshold get events (turn this off with --no-clip-gate).
+How events are made, per file and tag (skattloc.postprocessing.EventPostprocessor): the
+model's frame scores (AttLocTagger.localize, in [0, 1]; which quantity is set by the model's
+'localization' parameter or --localization) are median-filtered over --median-filter
+seconds; an event starts where the score reaches --frame-threshold and extends while it
+stays at or above --threshold-low (hysteresis); gaps shorter than --min-gap are merged and
+events shorter than --min-duration dropped; only tags whose clip probability reaches the
+clip gate (--clip-threshold; off with --no-clip-gate) get events. Every setting is per tag
+and stored in the model: 'fit' calibrates them on its validation clips from their clip tags,
+'skattloc tune' sets them from validation clips with event times. An option given here
+overrides the stored value for every tag (or per tag: dog=0.3,cat=0.6).
 
 examples:
   skattloc localize tagger.skattloc recordings/ -o events.tsv
   skattloc localize tagger.skattloc recordings/ -o events.tsv --plot-dir plots/
   skattloc localize tagger.skattloc a.wav -o events.tsv --frame-threshold dog=0.3,cat=0.6
+  skattloc localize tagger.skattloc recordings/ -o events.tsv --median-filter 0.2 --min-gap 0.5
 """
 
 _EVALUATE_EPILOG = """\
 DATA is a folder (audio/, weak.csv, optional strong.tsv) or a CSV of paths and tags, as
 for 'fit'. Prints a table per tag: the clip-level equal error rate (EER, DCASE 2016 Task 4;
-lower is better) and, with strong labels (DATA/strong.tsv or --strong), the 1 s
-segment-based F1 of the events that 'localize' would write (same options).
+lower is better) and, with strong labels (DATA/strong.tsv or --strong), for the events that
+'localize' would write (same options): the 1 s segment-based F1, precision, recall and error
+rate, the event-based F1 (onset collar 0.2 s, offset collar max(0.2 s, 20 %)), and, with
+the optional sed_scores_eval (pip install "skattloc[psds]"), the intersection-based F1
+(DTC = GTC = 0.5) and PSDS1/PSDS2 of the frame scores (DCASE task 4 scenarios 1 and 2).
 
 examples:
   skattloc evaluate tagger.skattloc my_data/ --folds 4
@@ -245,20 +272,24 @@ def _add_audio_inputs(p):
 
 
 def _add_event_options(p):
-    g = p.add_argument_group("event options")
+    g = p.add_argument_group(
+        "event options (default: the model's event settings, calibrated in 'fit' or set by 'skattloc tune')")
     g.add_argument(
-        "--frame-threshold", type=_frame_threshold, default=0.5, metavar="T",
-        help="frame score threshold in [0, 1]: one number, or TAG=VALUE pairs (dog=0.3,cat=0.6) covering every tag",
+        "--frame-threshold", type=_frame_threshold, default=None, metavar="T",
+        help="score at which an event starts, in [0, 1]: one number, or TAG=VALUE pairs (dog=0.3,cat=0.6) "
+        "covering every tag; the model's low/high ratio is kept unless --threshold-low is given",
     )
+    g.add_argument("--threshold-low", type=_frame_threshold, default=None, metavar="T",
+                   help="score down to which an event extends (hysteresis), at most --frame-threshold")
     g.add_argument("--localization", default=None, metavar="NAME",
                    help="frame quantity to threshold, an AttLocTagger 'localization' value "
                    "(default: the model's; see the user guide)")
-    g.add_argument("--median-filter", type=_nonneg_float, default=0.1, metavar="SECONDS",
-                   help="median filter length on the frame activity (0: off); shorter than the longest input")
-    g.add_argument("--min-duration", type=_nonneg_float, default=0.0, metavar="SECONDS", help="drop shorter events")
-    g.add_argument("--min-gap", type=_nonneg_float, default=0.0, metavar="SECONDS", help="merge events closer than this")
+    g.add_argument("--median-filter", type=_nonneg_float, default=None, metavar="SECONDS",
+                   help="median filter length on the frame scores (0: off); shorter than the longest input")
+    g.add_argument("--min-duration", type=_nonneg_float, default=None, metavar="SECONDS", help="drop shorter events")
+    g.add_argument("--min-gap", type=_nonneg_float, default=None, metavar="SECONDS", help="merge events closer than this")
     g.add_argument("--clip-threshold", type=_fraction, default=None, metavar="P",
-                   help="clip probability a tag needs to get events (default: the model's threshold)")
+                   help="clip probability a tag needs to get events (the clip gate)")
     g.add_argument("--no-clip-gate", action="store_true",
                    help="make events for every tag, whatever its clip probability")
 
@@ -291,28 +322,41 @@ def build_parser():
     from .estimator import AttLocTagger  # no torch: the estimator imports it when fitting
 
     d = AttLocTagger().get_params(deep=False)  # the options' defaults follow the estimator's
-    g = p.add_argument_group("model (AttLocTagger parameters; defaults are the paper's)")
-    g.add_argument("--pooling", default=d["pooling"], help="att_loc (attention + localization), att or mean")
-    g.add_argument("--n-filters", type=_positive_int, default=d["n_filters"], help="CNN filters")
-    g.add_argument("--kernel-size", type=_positive_int, default=d["kernel_size"], help="CNN kernel length in mel bands")
-    g.add_argument("--rnn-hidden", type=_positive_int, default=d["rnn_hidden"], help="GRU units per direction")
-    g.add_argument("--rnn-layers", type=_positive_int, default=d["rnn_layers"], help="bidirectional GRU layers")
-    g.add_argument("--dense-units", type=_positive_int, default=d["dense_units"], help="units of the dense ReLU layer")
-    g.add_argument("--dropout", type=_fraction, default=d["dropout"], help="dropout after the dense layer")
-    g.add_argument("--threshold", type=_fraction, default=d["threshold"], help="clip decision threshold stored in the model")
-    g.add_argument("--localization", default=d["localization"], help="frame output of 'localize' (see the user guide)")
+
+    def default(name):
+        return f" (default {d[name]})"
+
+    g = p.add_argument_group(
+        "model (AttLocTagger parameters; unset options keep the estimator's defaults, the recipe of "
+        "docs/benchmarks.md)")
+    g.add_argument("--paper", action="store_true",
+                   help="start from the paper's configuration (skattloc.PAPER_CONFIG: per-frame CNN, "
+                   "3 GRU layers of 128, att_loc, 20 epochs); other options still apply")
+    g.add_argument("--pooling", default=None,
+                   help="att_loc (attention + localization), att, mean, linear_softmax or auto" + default("pooling"))
+    g.add_argument("--n-filters", type=_positive_int, default=None, help="CNN channels/filters" + default("n_filters"))
+    g.add_argument("--kernel-size", type=_positive_int, default=None,
+                   help="kernel length in mel bands of the paper's per-frame CNN" + default("kernel_size"))
+    g.add_argument("--rnn-hidden", type=_positive_int, default=None, help="GRU units per direction" + default("rnn_hidden"))
+    g.add_argument("--rnn-layers", type=_positive_int, default=None, help="bidirectional GRU layers" + default("rnn_layers"))
+    g.add_argument("--dense-units", type=_positive_int, default=None, help="units of the dense ReLU layer" + default("dense_units"))
+    g.add_argument("--dropout", type=_fraction, default=None, help="dropout after the dense layer" + default("dropout"))
+    g.add_argument("--threshold", type=_fraction, default=None, help="clip decision threshold stored in the model" + default("threshold"))
+    g.add_argument("--localization", default=None, help="frame output of 'localize' (see the user guide)" + default("localization"))
     g.add_argument("--param", type=_key_value, action="append", default=[], metavar="NAME=VALUE",
                    help="any other AttLocTagger parameter, e.g. --param spec_augment=2 (repeatable)")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_positive_int, default=d["max_epochs"], help="passes over the training data (max_epochs)")
-    g.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="clips per step")
-    g.add_argument("--lr", type=float, default=d["learning_rate"], help="Adam learning rate")
-    g.add_argument("--validation-fraction", type=_fraction, default=d["validation_fraction"], help="clips held out to log val_loss")
-    g.add_argument("--early-stopping", action="store_true", help="stop when val_loss stops improving")
+    g.add_argument("--epochs", type=_positive_int, default=None, help="passes over the training data (max_epochs)" + default("max_epochs"))
+    g.add_argument("--batch-size", type=_positive_int, default=None, help="clips per step" + default("batch_size"))
+    g.add_argument("--lr", type=float, default=None, help="Adam learning rate" + default("learning_rate"))
+    g.add_argument("--validation-fraction", type=_fraction, default=None,
+                   help="clips held out for validation, early stopping and the event calibration" + default("validation_fraction"))
+    g.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"stop when the validation metric ({d['early_stopping_metric']}) stops improving" + default("early_stopping"))
     g.add_argument("--seed", type=int, default=None, help="random seed (same model every run on the CPU)")
-    g.add_argument("--accelerator", default=d["accelerator"], help="Lightning accelerator: cpu, gpu, auto...")
-    g.add_argument("--devices", type=_devices, default=d["devices"], help="Lightning devices: 1, 2, auto, 0,1...")
-    g.add_argument("--precision", default=d["precision"], help="Lightning precision, e.g. bf16-mixed on a GPU")
+    g.add_argument("--accelerator", default=None, help="Lightning accelerator: cpu, gpu, auto..." + default("accelerator"))
+    g.add_argument("--devices", type=_devices, default=None, help="Lightning devices: 1, 2, auto, 0,1..." + default("devices"))
+    g.add_argument("--precision", default=None, help="Lightning precision, e.g. bf16-mixed on a GPU" + default("precision"))
     g.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                    help="write DIR/last.ckpt after every epoch, to resume an interrupted run with --resume")
     g.add_argument("--resume", action="store_true",
@@ -351,10 +395,31 @@ def build_parser():
     _add_common(p)
     p.set_defaults(func=_cmd_localize)
 
+    # tune -----------------------------------------------------------------------
+    p = sub.add_parser(
+        "tune", help="set a model's event post-processing from validation clips (strong or weak labels)",
+        description="Tune (event times) or calibrate (clip tags) the per-tag event settings of a model "
+        "on validation clips, and write the model with them.",
+        epilog=_TUNE_EPILOG, formatter_class=_Formatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="model file written by 'skattloc fit'")
+    p.add_argument("data", metavar="DATA", help="data folder (audio/ + weak.csv) or CSV of path,tags: validation clips")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help="model file to write (not MODEL itself); a folder ending in / gets model.skattloc")
+    p.add_argument("--folds", type=_folds, default=None, help="use only these folds of weak.csv")
+    p.add_argument("--strong", default=None, metavar="TSV",
+                   help="event list (filename, onset, offset, event_label) of the clips (default: DATA/strong.tsv)")
+    p.add_argument("--weak", action="store_true", help="calibrate from the clip tags even when event times exist")
+    p.add_argument("--chunk", type=_positive_int, default=64, help="files processed at a time")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_tune)
+
     # evaluate -------------------------------------------------------------------
     p = sub.add_parser(
-        "evaluate", help="per-tag EER, and segment F1 with strong labels",
-        description="Evaluate a model on labelled audio: per-tag EER, and segment-based F1 of the events.",
+        "evaluate", help="per-tag EER; segment and event F1 and PSDS with strong labels",
+        description="Evaluate a model on labelled audio: per-tag EER, and with event times the segment- "
+        "and event-based F1 of the events and the PSDS of the frame scores.",
         epilog=_EVALUATE_EPILOG, formatter_class=_Formatter,
     )
     p.add_argument("model", metavar="MODEL", help="model file written by 'skattloc fit'")
@@ -761,45 +826,36 @@ def _frame_scores(tagger, X):
 
 
 def _check_event_options(tagger, args):
-    """Fail on a bad --localization or --frame-threshold before any audio is read.
-
-    Returns the model's tags and the clip threshold that gates events (``--clip-threshold``,
-    else the model's ``threshold``).
-    """
+    """The model's event post-processing with the command line's overrides
+    (:meth:`AttLocTagger.get_event_postprocessor`); fails on a bad --localization or event
+    option before any audio is read."""
     classes = _classes(tagger)
     if args.localization is not None:
         tagger.set_params(localization=args.localization)
         tagger._validate_params()  # e.g. "loc" needs pooling="att_loc": a clear ValueError
-    threshold = args.frame_threshold
-    if isinstance(threshold, dict):
-        missing = [c for c in classes if c not in threshold]
-        unknown = [t for t in threshold if t not in classes]
-        if missing or unknown:
-            raise CLIError(
-                f"--frame-threshold must give a value for every tag {classes}"
-                + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "")
-            )
-    return classes, tagger.threshold if args.clip_threshold is None else args.clip_threshold
+    for opt in ("frame_threshold", "threshold_low"):
+        threshold = getattr(args, opt)
+        if isinstance(threshold, dict):
+            missing = [c for c in classes if c not in threshold]
+            unknown = [t for t in threshold if t not in classes]
+            if missing or unknown:
+                raise CLIError(
+                    f"--{opt.replace('_', '-')} must give a value for every tag {classes}"
+                    + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "")
+                )
+    overrides = dict(threshold=args.frame_threshold, threshold_low=args.threshold_low, median_filter=args.median_filter,
+                     min_gap=args.min_gap, min_duration=args.min_duration,
+                     clip_threshold=False if args.no_clip_gate else args.clip_threshold)
+    try:
+        return tagger.get_event_postprocessor(**overrides)
+    except ValueError as exc:
+        raise CLIError(f"event options: {exc}") from None
 
 
-def _events_for(scores, proba, names, durations, classes, extractor, args, clip_threshold):
+def _events(post, scores, proba, names, durations, extractor):
     """Events of a chunk of clips (see the 'localize' help for the steps)."""
-    import numpy as np
-
-    from .events import frames_to_events, median_filter_frames
-
-    threshold = args.frame_threshold
-    gated = []
-    for s, p in zip(scores, proba):
-        s = np.asarray(s, dtype=np.float64)
-        if not args.no_clip_gate:
-            s = s * (np.asarray(p) >= clip_threshold)[None, :]
-        gated.append(s)
-    return frames_to_events(
-        gated, classes, hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds,
-        threshold=threshold, median_filter=median_filter_frames(args.median_filter, extractor.hop_seconds),
-        min_duration=args.min_duration, min_gap=args.min_gap, filenames=names, clip_duration=durations,
-    )
+    return post.decode(scores, proba, names, hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds,
+                       clip_duration=durations)
 
 
 def _plot_file(plot_dir, name, features, scores, attention, clip_scores, classes, extractor):
@@ -828,14 +884,18 @@ def _cmd_fit(args):
     data = _read_labelled(args.data, args.folds)
     if not any(data.tags):
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
-    params = dict(
+    from .estimator import PAPER_CONFIG
+
+    params = dict(PAPER_CONFIG) if args.paper else {}
+    given = dict(
         pooling=args.pooling, n_filters=args.n_filters, kernel_size=args.kernel_size,
         rnn_hidden=args.rnn_hidden, rnn_layers=args.rnn_layers, dense_units=args.dense_units,
         dropout=args.dropout, threshold=args.threshold, localization=args.localization,
         max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         validation_fraction=args.validation_fraction, early_stopping=args.early_stopping,
-        random_state=args.seed, accelerator=args.accelerator, devices=args.devices, precision=args.precision,
+        accelerator=args.accelerator, devices=args.devices, precision=args.precision,
     )
+    params.update({k: v for k, v in given.items() if v is not None}, random_state=args.seed)
     if args.checkpoint_dir is not None:
         params["checkpoint_dir"] = args.checkpoint_dir
     if args.resume:
@@ -857,8 +917,8 @@ def _cmd_fit(args):
     from .training import check_trainer_settings  # imports torch and Lightning
 
     check_trainer_settings(tagger)
-    if args.kernel_size > args.n_mels:
-        raise CLIError(f"--kernel-size {args.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
+    if tagger.frontend == "frame_cnn" and tagger.kernel_size > args.n_mels:
+        raise CLIError(f"--kernel-size {tagger.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
     extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=False)
     run = _Run(args, extractor)
     t0 = time.perf_counter()
@@ -887,16 +947,35 @@ def _cmd_fit(args):
         exc.skattloc_hint = _resume_hint(tagger)
         raise
     tagger.set_params(callbacks=None)
+    default_timing = LogMelExtractor()
+    if len(tagger.validation_indices_) and tagger.calibrate_events and (
+        (extractor.hop_seconds, extractor.frame_offset_seconds)
+        != (default_timing.hop_seconds, default_timing.frame_offset_seconds)
+    ):  # fit calibrated with the default extractor's frame timing: redo it with this one's
+        val = tagger.validation_indices_
+        tagger.tune_events([X[i] for i in val], [tags[i] for i in val], hop_s=extractor.hop_seconds,
+                           offset_s=extractor.frame_offset_seconds)
     # The safe format, with the feature settings; kept elsewhere if the write fails.
     _write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
     _report_skipped(args, run.skipped, out)
     loss = tagger.history_[-1].get("train_loss", float("nan")) if tagger.history_ else float("nan")
     print(
         f"trained {tagger.n_epochs_} epoch(s) in {time.perf_counter() - t0:.1f} s (final train_loss "
-        f"{loss:.4f}); tags: {', '.join(_classes(tagger))}\nwrote {out}",
+        f"{loss:.4f}); tags: {', '.join(_classes(tagger))}\n{_event_settings_line(tagger)}\nwrote {out}",
         file=sys.stderr,
     )
     return 0
+
+
+def _event_settings_line(tagger):
+    """One line on where the model's event post-processing comes from."""
+    src = tagger.event_settings_.get("source", "default")
+    n = tagger.event_settings_.get("info", {}).get("n_clips")
+    if src == "weak":
+        return f"event settings: calibrated on the clip tags of {n} held-out clips ('skattloc tune' with strong labels can refine them)"
+    if src == "strong":
+        return f"event settings: tuned on the event times of {n} clips"
+    return "event settings: defaults (no validation clips to calibrate them on; see 'skattloc tune')"
 
 
 def _data_inputs(data_arg, data):
@@ -1018,7 +1097,8 @@ def _cmd_localize(args):
     _guard_audio_outputs(args, out, "events", paths)
     _check_median_filter(args, paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
-    classes, clip_threshold = _check_event_options(tagger, args)
+    post = _check_event_options(tagger, args)
+    classes = _classes(tagger)
     run = _Run(args, extractor)
     events, n_done = [], 0
     with _progress(total=len(paths), desc="localize", unit="file", disable=args.quiet) as bar:
@@ -1028,8 +1108,7 @@ def _cmd_localize(args):
             if X:
                 proba, scores, att = _frame_scores(tagger, X)
                 durations = [extractor.clip_duration(len(x)) for x in X]
-                chunk_events = _events_for(scores, proba, chunk_names, durations, classes, extractor, args, clip_threshold)
-                events += chunk_events
+                events += _events(post, scores, proba, chunk_names, durations, extractor)
                 if args.plot_dir is not None:
                     for j, name in enumerate(chunk_names):
                         _plot_file(args.plot_dir, name, X[j], scores[j], att[j], proba[j], classes, extractor)
@@ -1045,10 +1124,79 @@ def _cmd_localize(args):
     return 0
 
 
+def _read_strong(path, keep):
+    """Events of the clips ``keep`` from a DCASE TSV (CLIError if missing or not UTF-8)."""
+    from .events import read_events_tsv
+
+    sp = Path(path).expanduser()
+    if not sp.is_file():
+        raise CLIError(f"strong label file not found: {path!r}")
+    try:
+        return sp, [e for e in read_events_tsv(sp) if e[0] in keep]
+    except UnicodeDecodeError as exc:
+        from .datasets import not_utf8_error
+
+        raise not_utf8_error(sp, exc) from None
+
+
+def _cmd_tune(args):
+    out = _output_path(args.output, "model")
+    data = _read_labelled(args.data, args.folds)
+    names, strong = data.filenames, data.strong
+    inputs = [(Path(args.model).expanduser(), "the model file")] + _data_inputs(args.data, data)
+    if args.strong is not None:
+        sp, strong = _read_strong(args.strong, set(names))
+        inputs.append((sp, "the strong label file"))
+    if args.weak:
+        strong = None
+    _guard_output(out, "model", inputs, args)
+    if args.on_error == "skip":
+        _guard_output(_skipped_path(out), "skipped", inputs, args)
+    tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
+    classes = _classes(tagger)
+    if strong is not None:
+        bad = sorted({e[3] for e in strong} - set(classes))
+        if bad:
+            raise CLIError(f"the strong labels have tags {bad} that the model does not know (its tags: {classes})")
+    run = _Run(args, extractor)
+    X, kept = [], []
+    with _progress(total=len(data.paths), desc="features", unit="file", disable=args.quiet) as bar:
+        for sl in _chunks(len(data.paths), args.chunk):
+            x, ok = run.extract(data.paths[sl], names[sl])
+            X += x
+            kept += [sl.start + i for i in ok]
+            bar.update(sl.stop - sl.start)
+    _none_read(run, data.paths)
+    run.warn_low_rates(len(data.paths))
+    kept_names = [names[i] for i in kept]
+    timing = dict(hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds)
+    before = tagger.event_settings_.get("source", "default")
+    if strong is not None:
+        read = set(kept_names)
+        strong = [e for e in strong if e[0] in read]
+        durations = [extractor.clip_duration(len(x)) for x in X]
+        tagger.tune_events(X, reference=strong, filenames=kept_names, clip_duration=durations,
+                           verbose=not args.quiet, **timing)
+        how = f"tuned on the event times of {len(X)} clips ({len(strong)} events)"
+    else:
+        tags = [data.tags[i] for i in kept]
+        if not any(tags):
+            raise CLIError(f"no readable clip of {args.data!r} has a tag; weak calibration needs clip tags")
+        tagger.tune_events(X, tags, **timing)
+        how = f"calibrated on the clip tags of {len(X)} clips"
+    _write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
+    _report_skipped(args, run.skipped, out)
+    pp = tagger.get_event_postprocessor()
+    score = pp.info.get("event_f1") or pp.info.get("clip_event_f1") or {}
+    label = "event F1 on these clips" if strong is not None else "clip-level F1 of 'has an event' on these clips"
+    print(f"event settings {how} (were: {before}); {label}: "
+          + ", ".join(f"{c} {v:.3f}" for c, v in score.items() if v == v) + f"\nwrote {out}", file=sys.stderr)
+    return 0
+
+
 def _cmd_evaluate(args):
     import numpy as np
 
-    from .events import read_events_tsv
     from .metrics import equal_error_rate, segment_based_metrics
     from .tags import encode_tags
 
@@ -1059,17 +1207,8 @@ def _cmd_evaluate(args):
     names, strong = data.filenames, data.strong
     inputs = [(Path(args.model).expanduser(), "the model file")] + _data_inputs(args.data, data)
     if args.strong is not None:
-        sp = Path(args.strong).expanduser()
-        if not sp.is_file():
-            raise CLIError(f"strong label file not found: {args.strong!r}")
+        sp, strong = _read_strong(args.strong, set(names))
         inputs.append((sp, "the strong label file"))
-        kept = set(names)
-        try:
-            strong = [e for e in read_events_tsv(sp) if e[0] in kept]
-        except UnicodeDecodeError as exc:
-            from .datasets import not_utf8_error
-
-            raise not_utf8_error(sp, exc) from None
     if out is not None:
         _guard_output(out, "report", inputs, args)
         if args.on_error == "skip":
@@ -1077,10 +1216,11 @@ def _cmd_evaluate(args):
     if strong is not None:
         _check_median_filter(args, data.paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
-    classes, clip_threshold = _check_event_options(tagger, args)
+    post = _check_event_options(tagger, args)
+    classes = _classes(tagger)
     Y, _ = encode_tags(data.tags, classes, kind="names", name="the data", known_as=f"the model's tags {classes}")
     proba = np.empty(Y.shape, dtype=np.float32)
-    est, durations = [], {}
+    est, durations, frames = [], {}, []
     run = _Run(args, extractor)
     done = []  # indices of the clips read
     with _progress(total=len(data.paths), desc="evaluate", unit="file", disable=args.quiet) as bar:
@@ -1095,7 +1235,8 @@ def _cmd_evaluate(args):
                 p, scores, _ = _frame_scores(tagger, X)
                 d = [extractor.clip_duration(len(x)) for x in X]
                 durations.update(zip(chunk_names, d))
-                est += _events_for(scores, p, chunk_names, d, classes, extractor, args, clip_threshold)
+                est += _events(post, scores, p, chunk_names, d, extractor)
+                frames += [(n, sc) for n, sc in zip(chunk_names, scores)]
                 proba[idx] = p
             else:
                 proba[idx] = tagger.predict_proba(X)
@@ -1110,30 +1251,46 @@ def _cmd_evaluate(args):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined EERs are reported as "n/a" below
         eer = np.atleast_1d(equal_error_rate(Y, proba, average=None))
-    seg = None
+    seg = ev = sed = None
     if strong is not None:
         bad = sorted({e[3] for e in strong} - set(classes))
         if bad:
             raise CLIError(f"the strong labels have tags {bad} that the model does not know (its tags: {classes})")
+        from .metrics import event_based_metrics
+
         seg = segment_based_metrics(strong, est, classes, segment_length=args.segment_length,
                                     filenames=names, durations=durations)
+        ev = event_based_metrics(strong, est, classes, t_collar=0.2, percentage_of_length=0.2, filenames=names)
+        sed = _sed_scores_metrics(strong, est, frames, classes, durations, extractor)
     rows = []
     for k, c in enumerate(classes):
         row = {"tag": c, "n_clips": int(Y[:, k].sum()), "eer": float(eer[k])}
         if seg is not None:
             cw = seg["class_wise"][c]
             row.update(segment_f1=cw["f_measure"], segment_precision=cw["precision"],
-                       segment_recall=cw["recall"], segment_error_rate=cw["error_rate"])
+                       segment_recall=cw["recall"], segment_error_rate=cw["error_rate"],
+                       event_f1=ev["class_wise"][c]["f_measure"])
+            if sed is not None:
+                row.update(intersection_f1=sed["intersection"]["class_wise"][c]["f_measure"],
+                           psds1=sed["psds1_class"].get(c, float("nan")), psds2=float("nan"))
         rows.append(row)
-    summary = {"tag": "macro" if seg is None else "macro (EER) / overall (segment)",
+    summary = {"tag": "macro" if seg is None else "macro (EER, PSDS, intersection F1) / overall (segment, event F1)",
                "n_clips": len(names), "eer": float(np.nanmean(eer)) if np.isfinite(eer).any() else float("nan")}
     if seg is not None:
         summary.update(segment_f1=seg["f_measure"], segment_precision=seg["precision"],
-                       segment_recall=seg["recall"], segment_error_rate=seg["error_rate"])
+                       segment_recall=seg["recall"], segment_error_rate=seg["error_rate"], event_f1=ev["f_measure"])
+        if sed is not None:
+            summary.update(intersection_f1=sed["intersection"]["f_measure"], psds1=sed["psds1"], psds2=sed["psds2"])
     rows.append(summary)
     _print_table(rows, sys.stdout)
     if strong is None:
-        print("(no strong labels: give --strong or DATA/strong.tsv for the segment F1)", file=sys.stderr)
+        print("(no strong labels: give --strong or DATA/strong.tsv for the segment and event metrics)", file=sys.stderr)
+    elif sed is None:
+        print('(PSDS and intersection F1 need sed_scores_eval: pip install "skattloc[psds]")', file=sys.stderr)
+    else:
+        print("(event F1: onset collar 0.2 s, offset collar max(0.2 s, 20 %); intersection F1: DTC = GTC = 0.5; "
+              "PSDS1/PSDS2 of the frame scores, DCASE task 4 scenarios; per-tag psds1 is the tag's own area)",
+              file=sys.stderr)
     if out is not None:
         fields = list(rows[0])
         table = [[f"{r.get(k):.6f}" if isinstance(r.get(k), float) else r.get(k, "") for k in fields] for r in rows]
@@ -1142,6 +1299,33 @@ def _cmd_evaluate(args):
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _sed_scores_metrics(strong, est, frames, classes, durations, extractor):
+    """PSDS1, PSDS2 (of the frame scores) and intersection F1 (of the events), or None
+    without sed_scores_eval (the optional 'psds' extra)."""
+    from . import sed_scores
+
+    try:
+        sed_scores.check_available()
+    except ImportError:
+        return None
+    names = [n for n, _ in frames]
+    scores = [sc for _, sc in frames]
+    tagged = sorted({e[3] for e in strong})
+    if not tagged:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inter = sed_scores.intersection_f1(strong, est, classes, names, durations, dtc_threshold=0.5, gtc_threshold=0.5)
+        # PSDS needs reference events of every tag it scores: the tags that have some
+        idx = [classes.index(c) for c in tagged]
+        sub = [sc[:, idx] for sc in scores]
+        kw = dict(hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds)
+        p1, d1 = sed_scores.psds(strong, sub, tagged, names, durations, scenario=1, return_details=True, **kw)
+        p2 = sed_scores.psds(strong, sub, tagged, names, durations, scenario=2, **kw)
+    return {"intersection": inter, "psds1": float(p1), "psds2": float(p2),
+            "psds1_class": {c: float(v) for c, v in d1.get("class_wise", {}).items()}}
 
 
 def _print_table(rows, stream):

@@ -336,7 +336,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         (:meth:`skattloc.postprocessing.EventPostprocessor.to_dict`); its ``"source"`` says
         where it came from: ``"weak"`` (calibrated in ``fit`` on the validation clips'
         tags), ``"strong"`` or ``"weak"`` again (:meth:`tune_events`), or ``"default"``
-        (no validation data: threshold 0.5, no smoothing, clip gate 0.5).
+        (no validation data: threshold 0.5, a 0.1 s median filter, the clip gate at
+        ``threshold``).
     feature_params_ : dict
         Only on a tagger loaded from a file saved with ``save(path, extractor=...)`` (as
         ``skattloc fit`` does): the :class:`~skattloc.LogMelExtractor` settings of its
@@ -691,7 +692,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.history_ = (self.history_ if warm else []) + list(module.epoch_history)  # rank 0's under DDP
         self.n_epochs_ = len(self.history_)
         self.validation_indices_ = np.empty(0, dtype=np.int64) if val_idx is None else np.asarray(val_idx, dtype=np.int64)
-        self.event_settings_ = _default_event_settings(self.classes_)
+        self.event_settings_ = _default_event_settings(self.classes_, self.threshold)
         if self.calibrate_events:
             if val_idx is not None:
                 self._calibrate_events(_data.subset(X, val_idx), Yb[val_idx])
@@ -927,7 +928,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         from .postprocessing import EventPostprocessor
 
         check_is_fitted(self, "model_")
-        settings = getattr(self, "event_settings_", None) or _default_event_settings(self.classes_)
+        settings = getattr(self, "event_settings_", None) or _default_event_settings(self.classes_, self.threshold)
         pp = EventPostprocessor.from_dict(settings)
         return pp.replace(**overrides) if any(v is not None for v in overrides.values()) else pp
 
@@ -1166,11 +1167,13 @@ _PARAMS_BEFORE_THEY_EXISTED = {
 }
 
 
-def _default_event_settings(classes) -> dict:
-    """Event settings without calibration data: frame threshold 0.5, clip gate 0.5, nothing else."""
+def _default_event_settings(classes, clip_threshold=0.5) -> dict:
+    """Event settings without calibration data (what ``skattloc localize`` did before they
+    were calibrated): frame threshold 0.5, a 0.1 s median filter, the clip gate at the
+    tagger's ``threshold``."""
     from .postprocessing import EventPostprocessor
 
-    pp = EventPostprocessor([str(c) for c in classes], threshold=0.5, clip_threshold=0.5)
+    pp = EventPostprocessor([str(c) for c in classes], threshold=0.5, median_filter=0.1, clip_threshold=clip_threshold)
     pp.source = "default"
     return pp.to_dict()
 

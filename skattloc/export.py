@@ -306,6 +306,20 @@ def _onnx_child():
     src, dst, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     wrapper = torch.load(src, weights_only=False)
     example = torch.zeros(*options["example"])
+    if int(getattr(wrapper.model, "time_pool", 1)) > 1:
+        # A time-pooled network (frontend="conv2d", time_pool > 1): torch.export keeps the
+        # frame axis symbolic, but the dynamo exporter's GRU decomposition then fails on the
+        # pooled length ceil(n_frames / time_pool). The TorchScript-based exporter writes
+        # ONNX's own GRU operator and keeps every axis dynamic (checked against PyTorch by
+        # _verify_onnx like the rest).
+        names = options["names"]
+        axes = {_INPUT_NAME: {0: "batch", 1: "frames"}, "clip": {0: "batch"}}
+        axes.update({n: {0: "batch", 1: "frames"} for n in names if n != "clip"})
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(wrapper, (example,), dst, dynamo=False, input_names=[_INPUT_NAME], output_names=names,
+                              dynamic_axes=axes, opset_version=int(options.get("opset_version") or 17))
+        return
     kwargs = dict(
         input_names=[_INPUT_NAME], output_names=options["names"],
         dynamic_shapes={"logmel": {0: torch.export.Dim("batch"), 1: torch.export.Dim("frames")}},

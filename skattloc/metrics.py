@@ -46,6 +46,9 @@ __all__ = [
     "within_clip_auc",
     "segment_based_metrics",
     "event_based_metrics",
+    "psds",
+    "intersection_f1",
+    "intersection_f1_from_scores",
 ]
 
 _EER_EPS = 1e-6
@@ -1006,3 +1009,9 @@ def event_based_metrics(
     out["n_files"] = len(groups)
     out["class_wise"], out["class_wise_average"] = _class_wise_block(classes, cw)
     return out
+
+
+# PSDS and intersection-based F1 come from sed_scores_eval (the DCASE task 4 reference
+# implementation, the optional "psds" extra); skattloc.sed_scores wraps it and imports it
+# only when called.
+from .sed_scores import intersection_f1, intersection_f1_from_scores, psds  # noqa: E402

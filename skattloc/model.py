@@ -120,8 +120,9 @@ class ConvBlocks(nn.Module):
 
     Padding never leaks: frames at or beyond a clip's length are set to 0 before the first
     convolution and after every ReLU, which is what a clip alone sees at its border (zero
-    padding), and the time pooling uses ``ceil_mode``, so the last partial window of a clip
-    alone equals its window in a padded batch (ReLU outputs are >= 0).
+    padding), and the pooling covers a last partial window (ceil mode, by zero padding), so
+    the last window of a clip alone equals its window in a padded batch (ReLU outputs are
+    >= 0).
 
     Parameters
     ----------
@@ -169,7 +170,14 @@ class ConvBlocks(nn.Module):
             if m is not None:  # padded frames back to 0: the next conv and the pooling see what a clip alone sees
                 y = y * m
             if tp > 1 or fp > 1:
-                y = nn.functional.max_pool2d(y, (tp, fp), ceil_mode=True)
+                # Zero-pad, then pool: the same as ceil_mode (ReLU outputs are >= 0), with an
+                # output length torch.export / ONNX can keep symbolic (a dynamic frame axis).
+                # tp - 1 zero frames always: floor-mode pooling then yields ceil(n / tp)
+                # windows, with no data-dependent padding.
+                pad_f = (-y.shape[3]) % fp  # the bands are static
+                if tp > 1 or pad_f:
+                    y = nn.functional.pad(y, (0, pad_f, 0, tp - 1))
+                y = nn.functional.max_pool2d(y, (tp, fp))
             if m is not None and tp > 1:
                 m = m[:, :, ::tp]
         b, c, t, f = y.shape
@@ -428,8 +436,15 @@ class CGRNN(nn.Module):
         else:
             y_cnn = self.blocks(x, None if lengths is None else mask)
             att_src = y_cnn
-            mask_p = mask[:, ::tp]
-            lengths_p = None if lengths is None else (lengths + tp - 1) // tp
+            # The pooled frames' mask, sized from the pooled tensor itself (so an export with a
+            # dynamic frame axis needs no guard tying ceil(n_frames / tp) to the conv's output).
+            n_pooled = y_cnn.shape[1]
+            if lengths is None:
+                lengths_p = None
+                mask_p = torch.ones(batch, n_pooled, dtype=torch.bool, device=x.device)
+            else:
+                lengths_p = (lengths + tp - 1) // tp
+                mask_p = length_mask(lengths_p.to(x.device, non_blocking=True), n_pooled)
         att = loc = None
         if self.att is not None:
             att = torch.sigmoid(self.att(att_src)).squeeze(-1)  # eq. (3)
@@ -455,8 +470,14 @@ class CGRNN(nn.Module):
 
 
 def _upsample(a: torch.Tensor, factor: int, n_frames: int) -> torch.Tensor:
-    """Repeat each frame ``factor`` times along dim 1 and keep ``n_frames`` rows."""
-    return torch.repeat_interleave(a, factor, dim=1)[:, :n_frames]
+    """Repeat each frame ``factor`` times along dim 1 and keep ``n_frames`` rows.
+
+    An expand and a reshape rather than ``repeat_interleave``, whose decomposition does not
+    survive an ONNX export with a dynamic frame axis."""
+    b, t = a.shape[0], a.shape[1]
+    rest = tuple(a.shape[2:])
+    a = a.unsqueeze(2).expand(b, t, factor, *rest)
+    return a.reshape(b, t * factor, *rest)[:, :n_frames]
 
 
 def check_architecture(*, n_mels, pooling, loc_activation, loc_denominator, loc_background, loc_input,

@@ -7,7 +7,9 @@ from typing import Optional
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from torchmetrics import Metric
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
+from torchmetrics.utilities import dim_zero_cat
 
 from .model import CGRNN, clip_bce, length_mask
 
@@ -112,6 +114,40 @@ def mixup(x, y, lengths, alpha, fill):
     return x_mix, y_mix, lengths, lam, perm
 
 
+class MacroEER(Metric):
+    """Macro equal error rate (DCASE 2016 Task 4, :func:`skattloc.metrics.equal_error_rate`)
+    of a whole validation set, as a torchmetrics ``Metric``.
+
+    Logged like the other validation metrics, it is computed (and, under DDP, gathered over
+    ranks) before the epoch-end callbacks run, so early stopping and the best-epoch weights
+    see this epoch's value. Classes with no positive or no negative clip are left out; with
+    none left, or non-finite scores (a diverged network), the value is 1.0 or NaN.
+    """
+
+    full_state_update = False
+
+    def __init__(self):
+        super().__init__()
+        self.add_state("scores", default=[], dist_reduce_fx="cat")
+        self.add_state("targets", default=[], dist_reduce_fx="cat")
+
+    def update(self, scores, targets):
+        self.scores.append(scores.detach().float())
+        self.targets.append(targets.detach().float())
+
+    def compute(self):
+        from .metrics import equal_error_rate
+
+        scores = dim_zero_cat(self.scores).cpu().numpy()
+        targets = dim_zero_cat(self.targets).cpu().numpy().round()
+        if not np.isfinite(scores).all():
+            return torch.tensor(float("nan"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a class with no positive clip: NaN, left out
+            eer = equal_error_rate(targets, scores, average="macro")
+        return torch.tensor(float(eer) if np.isfinite(eer) else 1.0)
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss."""
 
@@ -180,7 +216,7 @@ class AttLocModule(pl.LightningModule):
             self.val_auroc = BinaryAUROC()
             self.val_map = BinaryAveragePrecision()
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
-        self._val_scores, self._val_targets = [], []
+        self.val_eer = MacroEER()
         # Per-epoch metrics (filled by the estimator's history callback). Part of the
         # state_dict as extra state, so Lightning's spawn/fork launchers (ddp_spawn,
         # ddp_notebook) send it back to the calling process with rank 0's weights.
@@ -247,28 +283,8 @@ class AttLocModule(pl.LightningModule):
         self.val_map.update(p, t)
         self.log("val_auroc", self.val_auroc, on_step=False, on_epoch=True)
         self.log("val_map", self.val_map, on_step=False, on_epoch=True)
-        self._val_scores.append(out.clip.detach().float())
-        self._val_targets.append(y.detach().float())
-
-    def on_validation_epoch_start(self):
-        self._val_scores, self._val_targets = [], []
-
-    def on_validation_epoch_end(self):
-        # Macro EER (DCASE 2016 Task 4) of the whole validation set, gathered over ranks.
-        from .metrics import equal_error_rate
-
-        if not self._val_scores:
-            return
-        scores = torch.cat(self._val_scores)
-        targets = torch.cat(self._val_targets)
-        if self.trainer.world_size > 1:
-            scores = self.all_gather(scores).reshape(-1, scores.shape[-1])
-            targets = self.all_gather(targets).reshape(-1, targets.shape[-1])
-        self._val_scores, self._val_targets = [], []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a class with no positive clip: NaN, left out
-            eer = equal_error_rate(targets.cpu().numpy().round(), scores.cpu().numpy(), average="macro")
-        self.log("val_eer", float(eer) if np.isfinite(eer) else 1.0, on_step=False, on_epoch=True)
+        self.val_eer.update(p.reshape(len(t), -1), t.reshape(len(t), -1))
+        self.log("val_eer", self.val_eer, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
         opt = torch.optim.Adam(self.model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)

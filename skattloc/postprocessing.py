@@ -39,6 +39,8 @@ import warnings
 import numpy as np
 from scipy.ndimage import median_filter as _nd_median_filter
 
+from ._checks import as_clip_list, check_classes, check_finite_clips
+
 __all__ = ["EventPostprocessor", "SETTINGS"]
 
 #: The per-class settings, in seconds or probabilities.
@@ -139,16 +141,13 @@ def _segments(starts, stops, hop_s, offset_s, min_gap, min_duration, duration):
 def _check_clips(frame_scores, n_classes):
     if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
         frame_scores = [frame_scores]
-    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim != 3:
-        raise ValueError(f"frame_scores must be (n_clips, n_frames, n_classes), a list of (n_frames, n_classes) arrays or one 2-D array; got shape {frame_scores.shape}")
-    clips = [np.asarray(c, dtype=np.float64) for c in frame_scores]
+    clips = as_clip_list(frame_scores, "frame_scores")
     if not clips:
         raise ValueError("frame_scores holds no clip")
     for i, c in enumerate(clips):
-        if c.ndim != 2 or c.shape[1] != n_classes:
+        if c.shape[1] != n_classes:
             raise ValueError(f"frame_scores[{i}] has shape {c.shape}; expected (n_frames, {n_classes}) for the {n_classes} classes")
-        if not np.all(np.isfinite(c)):
-            raise ValueError(f"frame_scores[{i}] holds NaN or Inf; expected finite scores in [0, 1]")
+    check_finite_clips(clips, "frame_scores")
     return clips
 
 
@@ -242,13 +241,7 @@ class EventPostprocessor:
 
     def __init__(self, classes, threshold=0.5, threshold_low=None, median_filter=0.0, min_gap=0.0,
                  min_duration=0.0, clip_threshold=None):
-        if isinstance(classes, (str, bytes)):
-            raise ValueError(f"classes must be a sequence of labels, not the string {classes!r}")
-        self.classes = list(classes)
-        if not self.classes:
-            raise ValueError("classes must hold at least one label")
-        if len(set(self.classes)) != len(self.classes):
-            raise ValueError(f"classes holds duplicate labels: {self.classes}")
+        self.classes = check_classes(classes)
         c = self.classes
         self.threshold = _per_class(threshold, "threshold", c, 0.0, 1.0)
         low = self.threshold.copy() if threshold_low is None else _per_class(threshold_low, "threshold_low", c, 0.0, 1.0)
@@ -297,7 +290,7 @@ class EventPostprocessor:
                 d[name] = None
                 continue
             d[name] = value.tolist() if isinstance(value, np.ndarray) else value
-            if name == "threshold" and "threshold_low" not in settings:
+            if name == "threshold" and settings.get("threshold_low") is None:
                 # a new event threshold keeps the hysteresis ratio
                 old_hi = np.asarray(self.threshold)
                 ratio = np.divide(self.threshold_low, old_hi, out=np.ones_like(old_hi), where=old_hi > 0)

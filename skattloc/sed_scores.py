@@ -41,8 +41,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ._checks import check_classes, check_seconds
+
 __all__ = [
     "PSDS_SCENARIOS",
+    "check_available",
     "scores_to_dataframes",
     "psds",
     "intersection_f1",
@@ -123,6 +126,20 @@ def _sed_scores_eval():
     return sed_scores_eval
 
 
+def check_available():
+    """Raise ImportError (saying how to install it) unless ``sed_scores_eval`` can be used.
+
+    Examples
+    --------
+    >>> from skattloc import sed_scores
+    >>> try:
+    ...     sed_scores.check_available()
+    ... except ImportError as exc:
+    ...     print("skattloc[psds]" in str(exc))
+    """
+    _sed_scores_eval()
+
+
 def _doctest_needs_sed_scores_eval(func):
     """Mark the docstring examples of ``func`` as skipped when sed_scores_eval is unusable."""
     if _SSE_PROBLEM is not None and func.__doc__:
@@ -140,13 +157,8 @@ def _finite_number(value, name):
 
 
 def _check_classes(classes):
-    if isinstance(classes, (str, bytes)):
-        raise ValueError(f"classes must be a sequence of labels, not the string {classes!r}.")
-    classes = list(classes)
-    if len(classes) == 0:
-        raise ValueError("classes must contain at least one event label.")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes contains duplicate labels: {classes}.")
+    """:func:`skattloc._checks.check_classes`, plus what sed_scores_eval cannot take."""
+    classes = check_classes(classes)
     for c in classes:
         if isinstance(c, bool) or not isinstance(c, (str, numbers.Integral)):
             raise ValueError(f"class labels must be strings (or ints); got {c!r} in {classes}.")
@@ -216,10 +228,7 @@ def _check_durations(durations, files):
 
 
 def _check_time_params(hop_s, offset_s):
-    hop_s = _finite_number(hop_s, "hop_s")
-    if hop_s <= 0:
-        raise ValueError(f"hop_s must be > 0 seconds; got {hop_s}.")
-    return hop_s, _finite_number(offset_s, "offset_s")
+    return check_seconds(hop_s, "hop_s"), _finite_number(offset_s, "offset_s")
 
 
 def _check_unit(value, name, allow_none=False):

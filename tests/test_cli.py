@@ -226,3 +226,57 @@ def test_user_mistakes_exit_1_with_one_line_and_no_traceback(argv, fragments, mo
     assert len(lines) == 1, err
     for f in fragments:
         assert f in err, err
+
+
+# ---------------------------------------------------------------- event settings (issue 11)
+def test_fit_calibrates_event_settings_on_its_validation_clips(model_file):
+    tagger = AttLocTagger.load(model_file)
+    assert len(tagger.validation_indices_) == round(0.1 * 24)  # the default 10 % split
+    assert tagger.event_settings_["source"] == "weak"
+    assert tagger.event_settings_["classes"] == sorted(CLASSES)
+
+
+def test_localize_uses_the_stored_settings_and_flags_override_them(model_file, data_dir, tmp_path):
+    tagger = AttLocTagger.load(model_file)
+    files = sorted(str(p) for p in (data_dir / "audio").iterdir())
+    X = LogMelExtractor().transform(files)
+    expected = tagger.detect_events(X, filenames=files)
+    out = tmp_path / "e.tsv"
+    check_ok(run_cli("localize", model_file, *files, "-o", out, "-q"))
+    got = read_events_tsv(out)
+    assert [(e[0], e[3]) for e in got] == [(e[0], e[3]) for e in expected]
+    np.testing.assert_allclose([e[1:3] for e in got], [e[1:3] for e in expected], atol=1e-3)
+    # an override for this run only: a high threshold, no gate -> other events
+    check_ok(run_cli("localize", model_file, *files, "-o", out, "-q", "--frame-threshold", "0.99", "--no-clip-gate"))
+    high = read_events_tsv(out)
+    ref = tagger.detect_events(X, filenames=files, threshold=0.99, clip_threshold=False)
+    assert [(e[0], e[3]) for e in high] == [(e[0], e[3]) for e in ref]
+
+
+def test_tune_with_event_times_writes_a_model_with_strong_settings(model_file, data_dir, tmp_path):
+    out = tmp_path / "tuned.skattloc"
+    proc = run_cli("tune", model_file, data_dir, "--folds", "2", "-o", out, "-q")
+    check_ok(proc)
+    assert "tuned on the event times of 12 clips" in proc.stderr and "event F1 on these clips" in proc.stderr
+    tuned, base = AttLocTagger.load(out), AttLocTagger.load(model_file)
+    assert tuned.event_settings_["source"] == "strong" and tuned.event_settings_["info"]["n_clips"] == 12
+    X = LogMelExtractor().transform([str(data_dir / "audio" / "clip00.flac")])
+    np.testing.assert_array_equal(tuned.predict_proba(X), base.predict_proba(X))  # the network is unchanged
+    # weak calibration on demand, and the model file itself is never the output
+    proc = run_cli("tune", model_file, data_dir, "--folds", "2", "--weak", "-o", tmp_path / "weak.skattloc", "-q")
+    check_ok(proc)
+    assert AttLocTagger.load(tmp_path / "weak.skattloc").event_settings_["source"] == "weak"
+    check_user_error(run_cli("tune", model_file, data_dir, "-o", model_file, "-q"), "model")
+
+
+def test_evaluate_reports_event_f1_and_psds(model_file, data_dir, tmp_path):
+    pytest.importorskip("sed_scores_eval")
+    out = tmp_path / "report.csv"
+    proc = run_cli("evaluate", model_file, data_dir, "--folds", "2", "-o", out, "-q")
+    check_ok(proc)
+    rows = list(csv.DictReader(open(out)))
+    for key in ("event_f1", "intersection_f1", "psds1", "psds2", "segment_f1"):
+        assert key in rows[-1]
+    for key in ("psds1", "psds2"):
+        assert 0.0 <= float(rows[-1][key]) <= 1.0
+    assert "PSDS1/PSDS2" in proc.stderr

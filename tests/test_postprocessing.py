@@ -95,6 +95,9 @@ def test_round_trip_through_plain_data_and_replace():
     r = pp.replace(threshold=0.8)
     assert r.threshold.tolist() == [0.8, 0.8]
     assert r.threshold_low.tolist() == pytest.approx([0.4, 0.4])  # the hysteresis ratio is kept
+    r = pp.replace(threshold=0.0, threshold_low=None, median_filter=None)  # None: keep (as the CLI passes)
+    assert r.threshold.tolist() == [0.0, 0.0] and r.threshold_low.tolist() == [0.0, 0.0]
+    assert r.median_filter.tolist() == pp.median_filter.tolist()
     assert pp.replace(clip_threshold=False).clip_threshold is None
     with pytest.raises(ValueError, match="unknown event setting"):
         pp.replace(bogus=1)

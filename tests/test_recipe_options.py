@@ -226,3 +226,27 @@ def test_inference_leaves_the_global_rng_untouched(synth):
     t.predict_proba(X)
     t.detect_events(X)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_validation_eer_is_this_epochs_when_the_callbacks_see_it(synth):
+    """Early stopping and the best-epoch weights read val_eer at the end of the validation
+    epoch: it must be the EER of the weights being validated, not of the epoch before."""
+    from lightning.pytorch.callbacks import Callback
+
+    from skattloc.metrics import equal_error_rate
+
+    X, Y = synth["X"][:60], synth["Y"][:60]
+    Xv, Yv = synth["X"][240:280], synth["Y"][240:280]
+    seen = []
+
+    class Check(Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            with torch.no_grad():
+                p = pl_module.model(torch.from_numpy(Xv)).clip.numpy()
+            seen.append((float(trainer.callback_metrics["val_eer"]), float(equal_error_rate(Yv, p))))
+
+    AttLocTagger(max_epochs=3, batch_size=16, ema_decay=0.0, callbacks=[Check()], random_state=0, **CRNN).fit(
+        X, Y, X_val=Xv, y_val=Yv)
+    assert len(seen) == 3
+    for logged, actual in seen:
+        assert logged == pytest.approx(actual, abs=1e-6)

@@ -63,7 +63,7 @@ def figure_scraper(block, block_vars, gallery_conf):
 #: The report pages other parts of the project write (docs/<name>.md); the Results page
 #: lists those that exist when the docs are built, so a missing one is not an error, and
 #: after them any other Markdown page of docs/ that no toctree of ours names.
-REPORTS = ("benchmarks", "performance", "scaling", "reliability")
+REPORTS = ("benchmarks", "screening", "performance", "scaling", "reliability")
 #: The pages of the site's own toctrees (index.md and results.md name them).
 OWN_PAGES = ("index", "getting_started", "user_guide", "cli", "results")
 
