@@ -61,7 +61,7 @@ fig = plot_localization(X[test][i], scores[i], classes, events=truth, attention=
 # %%
 # How well do the frame scores find the events on all held-out clips? The frame-level
 # AUC compares scores with the true activity (1 is perfect, 0.5 is chance).
-from skattloc.events import events_to_frames, frames_to_events
+from skattloc.events import events_to_frames
 from skattloc.metrics import frame_auc
 
 truth_frames = events_to_frames(events, None, classes, X.shape[1], hop_s=extractor.hop_seconds,
@@ -71,10 +71,10 @@ print("frame AUC per tag:", np.round(frame_auc(truth_frames, scores, average=Non
 # %%
 # From frame scores to events
 # ---------------------------
-# Threshold the scores of the tags the clip is predicted to have, smooth with a median
-# filter, and list the events with their times, as ``skattloc localize`` does.
-gated = scores * (proba >= tagger.threshold)[:, None, :]
-found = frames_to_events(gated, classes, hop_s=extractor.hop_seconds,
-                         offset_s=extractor.frame_offset_seconds, threshold=0.5, median_filter=7)
-print("predicted:", [(round(on, 2), round(off, 2), lab) for f, on, off, lab in found if f == f"clip_{i:05d}"])
+# :meth:`~skattloc.AttLocTagger.detect_events` lists the events with their times, as
+# ``skattloc localize`` does: per tag a median filter, an event threshold with hysteresis,
+# gap bridging and a clip gate, calibrated by ``fit`` on its validation clips from their
+# clip tags. Here the tags are the columns of ``Y``, so the events carry their index.
+found = tagger.detect_events(X[test], filenames=[f"clip_{j:05d}" for j in range(len(test))])
+print("predicted:", [(round(on, 2), round(off, 2), classes[int(lab)]) for f, on, off, lab in found if f == f"clip_{i:05d}"])
 print("true:     ", [(round(on, 2), round(off, 2), lab) for on, off, lab in truth])

@@ -3,8 +3,9 @@ Compare the pooling choices
 ===========================
 
 ``pooling`` sets how the frame outputs ``O(t)`` become the clip probability: the paper's
-attention and localization (``"att_loc"``, eq. 7-8), attention only (``"att"``, eq. 5) or
-the plain mean (``"mean"``, eq. 2). Here each is trained on the same synthetic clips and
+attention and localization (``"att_loc"``, eq. 7-8), attention only (``"att"``, eq. 5), the
+plain mean (``"mean"``, eq. 2) or linear softmax (``"linear_softmax"``,
+``sum O^2 / sum O``). Here each is trained on the same synthetic clips and
 compared on held-out clips, for tagging (EER) and localization (frame AUC of the
 ``localize`` output against the true event times).
 """
@@ -27,7 +28,7 @@ truth = events_to_frames(events, None, classes, X.shape[1], hop_s=extractor.hop_
                          offset_s=extractor.frame_offset_seconds, n_clips=len(X))[test]
 
 results = {}
-for pooling in ("att_loc", "att", "mean"):
+for pooling in ("att_loc", "att", "mean", "linear_softmax"):
     tagger = AttLocTagger(pooling=pooling, rnn_hidden=32, rnn_layers=1, dense_units=64,
                           batch_size=30, learning_rate=3e-3, max_epochs=8, random_state=0)
     tagger.fit(X[train], Y[train])
@@ -47,12 +48,13 @@ for pooling in ("att_loc", "att", "mean"):
 # noisy; the benchmarks page compares them on real recordings with cross-validation.
 from matplotlib.figure import Figure
 
-fig = Figure(figsize=(9, 6), layout="constrained")
-axes = fig.subplots(4, 1, sharex=False, height_ratios=[1.2, 1, 1, 1])
 names = list(results)
-axes[0].bar(np.arange(3) - 0.2, [results[p]["eer"] for p in names], 0.4, label="macro EER (lower is better)")
-axes[0].bar(np.arange(3) + 0.2, [results[p]["frame_auc"] for p in names], 0.4, label="frame AUC (higher is better)")
-axes[0].set_xticks(np.arange(3), names)
+fig = Figure(figsize=(9, 7), layout="constrained")
+axes = fig.subplots(len(names) + 1, 1, sharex=False, height_ratios=[1.2] + [1] * len(names))
+pos = np.arange(len(names))
+axes[0].bar(pos - 0.2, [results[p]["eer"] for p in names], 0.4, label="macro EER (lower is better)")
+axes[0].bar(pos + 0.2, [results[p]["frame_auc"] for p in names], 0.4, label="frame AUC (higher is better)")
+axes[0].set_xticks(pos, names)
 axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 t = extractor.frame_times(X.shape[1])
 true_events = [(on, off, label) for c, on, off, label in events if c == test[0]]

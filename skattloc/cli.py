@@ -352,7 +352,8 @@ def build_parser():
     g.add_argument("--validation-fraction", type=_fraction, default=None,
                    help="clips held out for validation, early stopping and the event calibration" + default("validation_fraction"))
     g.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=None,
-                   help=f"stop when the validation metric ({d['early_stopping_metric']}) stops improving" + default("early_stopping"))
+                   help=f"stop when the validation metric ({d['early_stopping_metric']}) stops improving "
+                   "(default: whenever there is a validation split)")
     g.add_argument("--seed", type=int, default=None, help="random seed (same model every run on the CPU)")
     g.add_argument("--accelerator", default=None, help="Lightning accelerator: cpu, gpu, auto..." + default("accelerator"))
     g.add_argument("--devices", type=_devices, default=None, help="Lightning devices: 1, 2, auto, 0,1..." + default("devices"))

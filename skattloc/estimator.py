@@ -111,7 +111,7 @@ def _parameter_rules() -> dict:
         "mixup_alpha": number(0, word="a finite number", hint="0 disables mixup"),
         "ema_decay": number(0, 1, "[)", hint="0 turns weight averaging off"),
         "validation_fraction": number(0.0, 1.0, "[)"),
-        "early_stopping": None,
+        "early_stopping": partial(_checks.check_option, options=("auto", True, False)),
         "early_stopping_metric": one_of(tuple(EARLY_STOPPING_METRICS)),
         "patience": positive_int,
         # inference
@@ -168,7 +168,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
     loc_background : bool, default=True
         Give the eq. (6) softmax a background slot, left out of eq. (7)-(8) and of every
         output, so frames where no tag is active need not be given to a real tag (the
-        authors' released code has one). Softmax ``z_loc`` only; False is the paper's text.
+        authors' released code has one). Softmax ``z_loc`` only (ignored with
+        ``loc_activation="sigmoid"``); False is the paper's text.
     loc_input : {"cnn", "rnn"}, default="rnn"
         What eq. (6) reads: the attention-scaled CNN output of eq. (4) (``"cnn"``, the
         paper) or the GRU output (``"rnn"``, as the DCASE/DESED CRNN baseline).
@@ -234,9 +235,11 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ``history_``), to stop early, and to calibrate the event post-processing; their
         indices are ``validation_indices_``. 0 disables validation (then give ``X_val`` to
         ``fit`` for any of these).
-    early_stopping : bool, default=True
+    early_stopping : {"auto", True, False}, default="auto"
         Stop when ``early_stopping_metric`` has not improved for ``patience`` epochs, and
-        restore the best epoch's weights. Needs validation data.
+        restore the best epoch's weights. ``"auto"``: whenever there is validation data
+        (``validation_fraction > 0`` or ``X_val``), else train ``max_epochs``; True: always,
+        and ``fit`` refuses to run without validation data; False: never.
     early_stopping_metric : {"val_eer", "val_map", "val_auroc", "val_loss"}, default="val_eer"
         The validation metric that early stopping watches and that picks the best epoch:
         the macro equal error rate (lower is better), macro average precision, macro AUROC
@@ -390,7 +393,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         mixup_alpha=0.2,
         ema_decay=0.99,
         validation_fraction=0.1,
-        early_stopping=True,
+        early_stopping="auto",
         early_stopping_metric="val_eer",
         patience=15,
         threshold=0.5,
@@ -610,7 +613,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self._warn_degenerate(Yb)
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
-        if self.early_stopping and self.validation_fraction == 0 and X_val is None:
+        if self.early_stopping is True and self.validation_fraction == 0 and X_val is None:
             raise ValueError(
                 "early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1, "
                 "or pass X_val and y_val to fit"
@@ -631,7 +634,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             if n_val < 1 or n - n_val < 1:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves {n_val} validation and "
-                    f"{n - n_val} training clips out of {n}; both must be at least 1"
+                    f"{n - n_val} training clips out of {n}; both must be at least 1 (n_samples={n}): "
+                    f"give more clips, or set validation_fraction=0"
                 )
             perm = rng.permutation(n)
             val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
@@ -672,7 +676,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 ckpt_callbacks, plugins = _training.checkpoint_callbacks(self, fingerprint, train_dl.generator)
             stopping = (self.early_stopping_metric, EARLY_STOPPING_METRICS[self.early_stopping_metric])
             trainer = _training.make_trainer(
-                self, history, ckpt_callbacks, plugins, early_stopping=stopping if self.early_stopping else None
+                self, history, ckpt_callbacks, plugins, early_stopping=stopping if (self.early_stopping and val_dl is not None) else None
             )
             _training.place_small_data(trainer, [train_dl, val_dl])
             _training.run_fit(  # Ctrl-C raises KeyboardInterrupt (Lightning's is SystemExit(1))

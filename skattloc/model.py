@@ -234,7 +234,8 @@ class CGRNN(nn.Module):
         the clip output a true weighted mean of ``O(t)`` with weights ``z_att z_loc``, as
         ``"att"`` pooling is for eq. (5).
     loc_background : bool, default=False
-        ``"att_loc"`` with the softmax only: give the eq. (6) softmax one output more than
+        ``"att_loc"`` with the softmax only (ignored with the sigmoid, which normalizes each
+        class on its own): give the eq. (6) softmax one output more than
         there are classes, a background slot that takes frames where no tag is active (the
         authors' released code has one: CHiME-Home's silence label). The slot is left out
         of eq. (7)-(8) and of every output, so ``z_loc(t)`` has ``n_classes`` columns that
@@ -313,7 +314,8 @@ class CGRNN(nn.Module):
         self.pooling = pooling
         self.loc_activation = loc_activation
         self.loc_denominator = loc_denominator
-        self.loc_background = bool(loc_background)
+        # The slot belongs to the softmax: a per-class sigmoid has none to add.
+        self.loc_background = bool(loc_background) and loc_activation == "softmax"
         self.loc_input = loc_input
         self.frontend = frontend
         self.time_pool = int(time_pool) if frontend == "conv2d" else 1
@@ -495,11 +497,6 @@ def check_architecture(*, n_mels, pooling, loc_activation, loc_denominator, loc_
             raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     if not isinstance(loc_background, (bool, np.bool_)):
         raise ValueError(f"loc_background must be True or False, got {loc_background!r}")
-    if loc_background and loc_activation != "softmax":
-        raise ValueError(
-            "loc_background=True adds a background slot to the softmax of eq. (6); with "
-            "loc_activation='sigmoid' each class is normalized on its own and there is no slot to add"
-        )
     if frontend == "frame_cnn":
         if kernel_size > n_mels:
             raise ValueError(

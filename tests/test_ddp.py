@@ -16,7 +16,6 @@ from lightning.pytorch.callbacks import Callback
 
 from skattloc import AttLocTagger
 from skattloc.metrics import equal_error_rate
-from skattloc.model import CGRNN
 
 from .conftest import SMALL
 
@@ -70,9 +69,7 @@ def _check_ddp_result(tagger, synth, tmp_path):
     for k, v in r0["state"].items():
         assert torch.equal(own[k], v), f"{k} differs from rank 0's weights after fit"
     # ... so its predictions are those of a network loaded with that state.
-    net = CGRNN(n_mels=X.shape[-1], n_classes=Y.shape[1], n_filters=tagger.n_filters,
-                kernel_size=tagger.kernel_size, rnn_hidden=tagger.rnn_hidden,
-                rnn_layers=tagger.rnn_layers, dense_units=tagger.dense_units, pooling=tagger.pooling)
+    net = tagger._build_model(X.shape[-1], Y.shape[1])  # a fresh CGRNN of the tagger's architecture
     net.load_state_dict(r0["state"])
     net.eval()
     with torch.no_grad():

@@ -74,6 +74,11 @@ def test_background_slot_is_left_out_of_every_output():
     np.testing.assert_allclose(out.clip.numpy(), expected, rtol=1e-5)
 
 
+def test_background_slot_is_ignored_with_the_sigmoid():
+    net = _net(loc_background=True, loc_activation="sigmoid")
+    assert net.loc.out_features == 4 and net.loc_background is False
+
+
 def test_loc_input_rnn_reads_the_gru_output():
     net = _net(loc_input="rnn", rnn_hidden=32)
     assert net.loc.in_features == 64  # 2 directions x 32
@@ -90,7 +95,6 @@ def test_crnn_counts_and_attention_reads_the_front_end():
 @pytest.mark.parametrize(
     "kw, match",
     [
-        (dict(loc_background=True, loc_activation="sigmoid"), "background slot"),
         (dict(frontend="frame_cnn", time_pool=2), "needs frontend='conv2d'"),
         (dict(frontend="conv2d", time_pool=3), "power of 2"),
         (dict(frontend="conv2d", time_pool=16, conv_blocks=3), "at least 4 conv blocks"),

@@ -164,8 +164,10 @@ def test_resume_refuses_a_checkpoint_of_another_fit(tmp_path):
         AttLocTagger(**TINY, max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X, 1 - Y)
     with pytest.raises(ValueError, match=r"rnn_hidden: 4 in the checkpoint, 5 now.*set resume=False"):
         AttLocTagger(**{**TINY, "rnn_hidden": 5}, max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X, Y)
-    with pytest.raises(ValueError, match=r"loc_denominator: 'loc' in the checkpoint, 'att_loc' now"):
-        AttLocTagger(**TINY, loc_denominator="att_loc", max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X, Y)
+    with pytest.raises(ValueError, match=r"loc_denominator: 'att_loc' in the checkpoint, 'loc' now"):
+        AttLocTagger(**TINY, loc_denominator="loc", max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X, Y)
+    with pytest.raises(ValueError, match=r"frontend: 'conv2d' in the checkpoint, 'frame_cnn' now"):
+        AttLocTagger(**TINY, frontend="frame_cnn", time_pool=1, max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X, Y)
     with pytest.raises(ValueError, match=r"n_clips: 16 in the checkpoint, 12 now"):
         AttLocTagger(**TINY, max_epochs=2, checkpoint_dir=tmp_path, resume=True).fit(X[:12], Y[:12])
 
