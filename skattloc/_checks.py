@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -488,6 +488,83 @@ def check_classes(classes, n_classes=None) -> list:
             f"classes has {len(classes)} labels but the frame matrix has {n_classes} class columns."
         )
     return classes
+
+
+def per_class(value, name: str, classes, low=None, high=None) -> np.ndarray:
+    """One float per class from a number (all classes), a sequence in ``classes`` order, or
+    a dict ``{label: value}`` with exactly the classes; finite, and in ``[low, high]``.
+
+    Examples
+    --------
+    >>> from skattloc._checks import per_class
+    >>> per_class({"cat": 0.2, "dog": 0.7}, "threshold", ["dog", "cat"]).tolist()
+    [0.7, 0.2]
+    >>> per_class([0.1, 0.2, 0.3], "threshold", ["dog", "cat"])
+    Traceback (most recent call last):
+    ...
+    ValueError: threshold must be a number, 2 per-class values (in classes order) or a dict {label: value}; got shape (3,).
+    """
+    classes = list(classes)
+    if isinstance(value, Mapping):
+        missing = [c for c in classes if c not in value]
+        extra = [k for k in value if k not in set(classes)]
+        if missing or extra:
+            parts = ([f"no entry for {missing}"] if missing else []) + ([f"labels not in classes {extra}"] if extra else [])
+            raise ValueError(f"{name} dict must have exactly one entry per class of {classes}: {'; '.join(parts)}.")
+        value = [value[c] for c in classes]
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a number, one per class, or a dict {{label: value}}; got {value!r}.")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numeric; got {value!r}.") from None
+    if arr.ndim == 0:
+        arr = np.full(len(classes), float(arr))
+    elif arr.shape != (len(classes),):
+        raise ValueError(
+            f"{name} must be a number, {len(classes)} per-class values (in classes order) or a dict "
+            f"{{label: value}}; got shape {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} values must be finite; got {arr.tolist()}.")
+    if (low is not None and np.any(arr < low)) or (high is not None and np.any(arr > high)):
+        raise ValueError(f"{name} must lie in [{low}, {high}]; got {arr.tolist()}.")
+    return arr
+
+
+def event_fields(ev, i: int, name: str, mappings: bool = True):
+    """``(filename, onset, offset, label)`` of one event, a 4-tuple or (with ``mappings``)
+    a dict with the DCASE keys (``filename`` or ``file``, ``onset``/``event_onset``,
+    ``offset``/``event_offset``, ``event_label``); ValueError naming ``name[i]`` otherwise.
+    Times are returned as given (the callers check them).
+
+    Examples
+    --------
+    >>> from skattloc._checks import event_fields
+    >>> event_fields({"filename": "a.wav", "onset": 1, "offset": 2, "event_label": "dog"}, 0, "ref")
+    ('a.wav', 1, 2, 'dog')
+    >>> event_fields(("a.wav", 1.0), 3, "ref")
+    Traceback (most recent call last):
+    ...
+    ValueError: ref[3] must be a (filename, onset, offset, event_label) tuple; got ('a.wav', 1.0).
+    """
+    if mappings and isinstance(ev, Mapping):
+        fn = ev.get("filename", ev.get("file"))
+        onset = ev.get("onset", ev.get("event_onset"))
+        offset = ev.get("offset", ev.get("event_offset"))
+        label = ev.get("event_label")
+        if onset is None or offset is None or label is None:
+            raise ValueError(
+                f"{name}[{i}] must have 'onset', 'offset' and 'event_label' keys; got {sorted(ev)}."
+            )
+        return fn, onset, offset, label
+    try:
+        fn, onset, offset, label = ev
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}[{i}] must be a (filename, onset, offset, event_label) tuple; got {ev!r}."
+        ) from None
+    return fn, onset, offset, label
 
 
 # ----------------------------------------------------------------------------- messages

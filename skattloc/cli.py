@@ -271,6 +271,17 @@ def _add_audio_inputs(p):
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
 
 
+def _add_labelled_inputs(p, what):
+    """MODEL and DATA (labelled clips, with folds and optional event times) of 'tune' and 'evaluate'."""
+    p.add_argument("model", metavar="MODEL", help="model file written by 'skattloc fit'")
+    p.add_argument("data", metavar="DATA", help=f"data folder (audio/ + weak.csv) or CSV of path,tags: the {what}")
+    p.add_argument("--folds", type=_folds, default=None, help="use only these folds of weak.csv")
+    p.add_argument("--strong", default=None, metavar="TSV",
+                   help="event list (filename, onset, offset, event_label) of the clips (default: DATA/strong.tsv)")
+    p.add_argument("--chunk", type=_positive_int, default=64, help="files processed at a time")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
+
+
 def _add_event_options(p):
     g = p.add_argument_group(
         "event options (default: the model's event settings, calibrated in 'fit' or set by 'skattloc tune')")
@@ -403,16 +414,10 @@ def build_parser():
         "on validation clips, and write the model with them.",
         epilog=_TUNE_EPILOG, formatter_class=_Formatter,
     )
-    p.add_argument("model", metavar="MODEL", help="model file written by 'skattloc fit'")
-    p.add_argument("data", metavar="DATA", help="data folder (audio/ + weak.csv) or CSV of path,tags: validation clips")
+    _add_labelled_inputs(p, "validation clips")
     p.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help="model file to write (not MODEL itself); a folder ending in / gets model.skattloc")
-    p.add_argument("--folds", type=_folds, default=None, help="use only these folds of weak.csv")
-    p.add_argument("--strong", default=None, metavar="TSV",
-                   help="event list (filename, onset, offset, event_label) of the clips (default: DATA/strong.tsv)")
     p.add_argument("--weak", action="store_true", help="calibrate from the clip tags even when event times exist")
-    p.add_argument("--chunk", type=_positive_int, default=64, help="files processed at a time")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
     _add_common(p)
     p.set_defaults(func=_cmd_tune)
 
@@ -423,16 +428,10 @@ def build_parser():
         "and event-based F1 of the events and the PSDS of the frame scores.",
         epilog=_EVALUATE_EPILOG, formatter_class=_Formatter,
     )
-    p.add_argument("model", metavar="MODEL", help="model file written by 'skattloc fit'")
-    p.add_argument("data", metavar="DATA", help="data folder (audio/ + weak.csv) or CSV of path,tags")
-    p.add_argument("--folds", type=_folds, default=None, help="evaluate only these folds of weak.csv")
-    p.add_argument("--strong", default=None, metavar="TSV",
-                   help="event list (filename, onset, offset, event_label) of the clips (default: DATA/strong.tsv)")
+    _add_labelled_inputs(p, "clips to evaluate")
     p.add_argument("--segment-length", type=float, default=1.0, metavar="SECONDS", help="segment length of the F1")
     p.add_argument("-o", "--output", default=None, metavar="CSV",
                    help="also write the table as CSV; a folder ending in / gets report.csv")
-    p.add_argument("--chunk", type=_positive_int, default=64, help="files processed at a time")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel feature-extraction jobs (threads)")
     _add_event_options(p)
     _add_common(p)
     p.set_defaults(func=_cmd_evaluate)

@@ -59,27 +59,7 @@ def _frame_clips(frame_scores):
 
 
 def _thresholds(threshold, classes):
-    n = len(classes)
-    if isinstance(threshold, Mapping):
-        missing = [c for c in classes if c not in threshold]
-        if missing:
-            raise ValueError(f"threshold dict has no entry for classes {missing}.")
-        extra = [k for k in threshold if k not in set(classes)]
-        if extra:
-            raise ValueError(f"threshold dict has labels {extra} that are not in classes.")
-        thr = np.array([threshold[c] for c in classes], dtype=np.float64)
-    else:
-        thr = np.asarray(threshold, dtype=np.float64)
-        if thr.ndim == 0:
-            thr = np.full(n, float(thr))
-        elif thr.shape != (n,):
-            raise ValueError(
-                f"threshold must be a scalar, a sequence of {n} per-class values or a dict "
-                f"{{label: value}}; got shape {thr.shape}."
-            )
-    if not np.all(np.isfinite(thr)):
-        raise ValueError(f"threshold values must be finite; got {thr.tolist()}.")
-    return thr
+    return _checks.per_class(threshold, "threshold", classes)
 
 
 def _runs(active):
@@ -354,12 +334,7 @@ def events_to_frames(
     out = np.zeros((total, int(n_frames), len(classes)), dtype=np.uint8)
     centers = offset_s + (np.arange(n_frames) + 0.5) * hop_s
     for n, ev in enumerate(events):
-        try:
-            clip, onset, offset, label = ev
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"events[{n}] must be a (filename, onset, offset, event_label) tuple; got {ev!r}."
-            ) from None
+        clip, onset, offset, label = _checks.event_fields(ev, n, "events", mappings=False)
         if isinstance(clip, numbers.Integral) and not isinstance(clip, bool):
             row = int(clip)
             if not 0 <= row < total:
@@ -412,12 +387,7 @@ def write_events_tsv(events, path):
     """
     rows = []
     for n, ev in enumerate(events):
-        try:
-            fname, onset, offset, label = ev
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"events[{n}] must be a (filename, onset, offset, event_label) tuple; got {ev!r}."
-            ) from None
+        fname, onset, offset, label = _checks.event_fields(ev, n, "events", mappings=False)
         onset, offset = float(onset), float(offset)
         if not (math.isfinite(onset) and math.isfinite(offset)):
             raise ValueError(f"events[{n}] has a non-finite time: {ev!r}.")

@@ -564,24 +564,7 @@ def _normalize_events(events, name, classes):
     class_set = set(classes)
     out = []
     for i, ev in enumerate(events):
-        if isinstance(ev, Mapping):
-            fn = ev.get("filename", ev.get("file"))
-            onset = ev.get("onset", ev.get("event_onset"))
-            offset = ev.get("offset", ev.get("event_offset"))
-            label = ev.get("event_label")
-            if onset is None or offset is None or label is None:
-                raise ValueError(
-                    f"{name}[{i}] must have 'onset', 'offset' and 'event_label' keys; got "
-                    f"{sorted(ev)}."
-                )
-        else:
-            try:
-                fn, onset, offset, label = ev
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name}[{i}] must be a (filename, onset, offset, event_label) tuple; "
-                    f"got {ev!r}."
-                ) from None
+        fn, onset, offset, label = _checks.event_fields(ev, i, name)
         try:
             onset = float(onset)
             offset = float(offset)

@@ -39,7 +39,7 @@ import warnings
 import numpy as np
 from scipy.ndimage import median_filter as _nd_median_filter
 
-from ._checks import as_clip_list, check_classes, check_finite_clips
+from ._checks import as_clip_list, check_classes, check_finite_clips, per_class
 
 __all__ = ["EventPostprocessor", "SETTINGS"]
 
@@ -63,37 +63,12 @@ BACKGROUND_QUANTILE = 0.9  # threshold_low >= this quantile of the scores in unt
 
 
 def _per_class(value, name, classes, lo=None, hi=None, allow_none=False):
-    """A scalar, a sequence in ``classes`` order or a dict {label: value} -> float array (K,)."""
-    k = len(classes)
+    """:func:`skattloc._checks.per_class`, or None for a None that ``allow_none`` permits."""
     if value is None:
         if allow_none:
             return None
         raise ValueError(f"{name} must be a number, one per class, or a dict {{label: value}}; got None")
-    if isinstance(value, dict):
-        missing = [c for c in classes if c not in value]
-        extra = [c for c in value if c not in set(classes)]
-        if missing or extra:
-            raise ValueError(
-                f"{name}: the dict must have exactly the classes {list(classes)} as keys"
-                + (f"; missing {missing}" if missing else "") + (f"; unknown {extra}" if extra else "")
-            )
-        arr = np.array([value[c] for c in classes], dtype=np.float64)
-    else:
-        if isinstance(value, (str, bytes)):
-            raise ValueError(f"{name} must be a number, one per class, or a dict {{label: value}}; got {value!r}")
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be numeric; got {value!r}") from exc
-        if arr.ndim == 0:
-            arr = np.full(k, float(arr))
-        elif arr.shape != (k,):
-            raise ValueError(f"{name} must be a scalar or {k} per-class values (one per class of {list(classes)}); got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; got {arr.tolist()}")
-    if lo is not None and np.any(arr < lo) or hi is not None and np.any(arr > hi):
-        raise ValueError(f"{name} must lie in [{lo}, {hi}]; got {arr.tolist()}")
-    return arr
+    return per_class(value, name, classes, lo, hi)
 
 
 def _frames(seconds: float, hop_s: float) -> int:

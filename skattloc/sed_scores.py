@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._checks import check_classes, check_seconds
+from ._checks import check_classes, check_seconds, event_fields, per_class
 
 __all__ = [
     "PSDS_SCENARIOS",
@@ -329,22 +329,7 @@ def _events_by_file(events, name, classes, durations, reference):
     class_set = set(classes)
     out = {f: [] for f in durations}
     for i, ev in enumerate(events):
-        if isinstance(ev, Mapping):
-            fn = ev.get("filename", ev.get("file"))
-            onset, offset = ev.get("onset", ev.get("event_onset")), ev.get("offset", ev.get("event_offset"))
-            label = ev.get("event_label")
-            if onset is None or offset is None or label is None:
-                raise ValueError(
-                    f"{name}[{i}] must have 'filename', 'onset', 'offset' and 'event_label' keys; "
-                    f"got {sorted(ev)}."
-                )
-        else:
-            try:
-                fn, onset, offset, label = ev
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{name}[{i}] must be a (filename, onset_s, offset_s, event_label) tuple; got {ev!r}."
-                ) from None
+        fn, onset, offset, label = event_fields(ev, i, name)
         try:
             onset, offset = float(onset), float(offset)
         except (TypeError, ValueError):
@@ -432,27 +417,7 @@ def _binary_dataframes(est_by_file, classes, durations):
 
 
 def _thresholds(threshold, classes):
-    if isinstance(threshold, Mapping):
-        missing = [c for c in classes if c not in threshold]
-        extra = [k for k in threshold if k not in set(classes)]
-        if missing or extra:
-            raise ValueError(
-                f"threshold dict must have exactly one entry per class; missing {missing}, "
-                f"not in classes {extra}."
-            )
-        values = [threshold[c] for c in classes]
-    elif isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
-        values = [threshold] * len(classes)
-    else:
-        values = list(np.ravel(np.asarray(threshold, dtype=object)))
-        if len(values) != len(classes):
-            raise ValueError(
-                f"threshold must be a number, {len(classes)} per-class values (in classes order) "
-                f"or a dict {{label: value}}; got {len(values)} values."
-            )
-    return {c: _finite_number(v.item() if isinstance(v, np.generic) else v, f"threshold[{c!r}]")
-            for c, v in zip(classes, values)}
-
+    return dict(zip(classes, per_class(threshold, "threshold", classes).tolist()))
 
 # --------------------------------------------------------------------------
 # public functions

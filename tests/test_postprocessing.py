@@ -64,7 +64,7 @@ def test_event_times_follow_the_frame_convention_and_clip_duration():
         (dict(threshold=0.5, threshold_low=0.6), "threshold_low must not exceed"),
         (dict(threshold=[0.5, 0.5, 0.5]), "per-class values"),
         (dict(median_filter=-1.0), "median_filter must lie in"),
-        (dict(min_gap={"zzz": 1.0}), "exactly the classes"),
+        (dict(min_gap={"zzz": 1.0}), "exactly one entry per class"),
         (dict(threshold=float("nan")), "finite"),
         (dict(clip_threshold="high"), "number"),
     ],
