@@ -19,7 +19,9 @@ source-disjoint folds, with clip tags (``weak.csv``) and exact event times
 
 Per system, fold and seed it records per-tag EER (DCASE 2016 Task 4), frame AP/AUC and
 within-clip AUC of ``localize``, PSDS1/PSDS2 (``skattloc.sed_scores``, DCASE task 4
-scenarios), and for both post-processing settings event-based F1 (onset collar 0.2 s,
+scenarios) of the threshold-free event scores (``tagger.event_scores``: ``localize``
+median-filtered with the weak settings, times the clip probability) and of the raw
+``localize`` output, and for both post-processing settings event-based F1 (onset collar 0.2 s,
 offset collar max(0.2 s, 20 %); micro and macro over tags), 1 s segment F1/ER and
 intersection-based F1 (DTC = GTC = 0.5). Results are appended, one JSON line per job, to
 ``--results``: runs can be split over processes (``--folds``, ``--seeds``) and resumed;
@@ -190,8 +192,15 @@ def run_job(system, fold, seed, args, d, truth):
         row["within_clip_auc"] = within_clip_auc(truth[te], scores, average=None)
     from skattloc.sed_scores import psds
 
+    # PSDS of the threshold-free event scores (localize output median-filtered with the
+    # weak settings, times the clip probability: tagger.event_scores), and of the raw output.
+    ev_scores = tagger.get_event_postprocessor().scores(list(scores), clip, d["hop_s"])
     for sc in (1, 2):
-        row[f"psds{sc}"] = psds(ref_te, scores, classes, names_te, dur, scenario=sc)
+        row[f"psds{sc}"] = psds(ref_te, ev_scores, classes, names_te, dur, scenario=sc)
+        row[f"psds{sc}_raw"] = psds(ref_te, scores, classes, names_te, dur, scenario=sc)
+    if args.save_models:
+        Path(args.save_models).mkdir(parents=True, exist_ok=True)
+        tagger.save(Path(args.save_models) / f"{system}_fold{fold}_seed{seed}.skattloc")
     if "att" in out[0] or "loc" in out[0]:
         row["collapse"] = collapse_stats(np.stack([o["loc"] for o in out]) if "loc" in out[0] else None,
                                          np.stack([o["att"] for o in out]) if "att" in out[0] else None, truth[te])
@@ -479,7 +488,9 @@ def write_report(args, rows, d, info):
 
     L.append("## Summary\n")
     L.append("Tagging: macro EER (DCASE 2016 Task 4; lower is better). Localization of the `localize` output: "
-             "within-clip AUC (per tag over the clips that hold it), frame AP, PSDS1 and PSDS2 (threshold-free). "
+             "within-clip AUC (per tag over the clips that hold it) and frame AP; PSDS1 and PSDS2 (threshold-free, "
+             "DCASE task 4 scenarios) of the event scores (`tagger.event_scores`: `localize` median-filtered with "
+             "the weak settings, times the clip probability). "
              "Events: event-based F1 (onset collar 0.2 s, offset collar max(0.2 s, 20 %), micro over tags) "
              "and 1 s segment F1, with post-processing from weak labels only and from the small strongly "
              "labelled validation set.\n")
@@ -531,6 +542,14 @@ def write_report(args, rows, d, info):
                     L.append(f"| {key} | {s} | " + " | ".join(f"{x:+.3f}" for x in diffs) + f" | {np.mean(diffs):+.3f} | {wins}/{n} |")
         L.append("")
 
+    L.append("PSDS of the raw `localize` output, for comparison (no smoothing, no clip probability):\n")
+    L.append("| system | PSDS1 (raw) | PSDS2 (raw) | PSDS1 (event scores) | PSDS2 (event scores) |")
+    L.append("|---|---|---|---|---|")
+    for s in systems:
+        if any("psds1_raw" in r for r in by[s]):
+            L.append(f"| {s} | {ms(by[s], 'psds1_raw', folds)} | {ms(by[s], 'psds2_raw', folds)} | "
+                     f"{ms(by[s], 'psds1', folds)} | {ms(by[s], 'psds2', folds)} |")
+    L.append("")
     L.append("## Events\n")
     L.append("Event F1 micro (over all events) and macro (mean of per-tag F1), event error rate, 1 s segment "
              "F1 and error rate, intersection-based F1 (DTC = GTC = 0.5, macro), events written per reference "
@@ -666,6 +685,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--max-epochs", type=int, default=None, help="override every neural system's max_epochs (smoke tests)")
     p.add_argument("--param", action="append", default=[], help="KEY=JSON override of every neural system's parameters (smoke tests), e.g. rnn_hidden=8")
+    p.add_argument("--save-models", default=None, metavar="DIR",
+                   help="save each fitted tagger (before strong tuning) to DIR/SYSTEM_foldF_seedS.skattloc")
     p.add_argument("--full-fit", action="store_true",
                    help="instead of cross-validation: time the default recipe's fit on every clip (all folds), "
                    "with --threads torch threads, and append the timing to --results")

@@ -26,26 +26,33 @@ from __future__ import annotations
 
 import argparse
 import ast
-import csv
 import math
 import os
 import sys
-import tempfile
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
-from ._checks import repeated
+from ._cliio import (
+    AUDIO_EXTENSIONS,
+    CLIError,
+    check_median_filter,
+    check_writable,
+    chunks,
+    collect_audio,
+    guard_output,
+    AudioRun,
+    output_path,
+    report_skipped,
+    skipped_path,
+    write_csv,
+    write_output,
+)
 
 __all__ = ["main", "build_parser", "CLIError"]
 
-#: Extensions that the commands pick up when given a folder (case-insensitive).
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus")
 
 
-class CLIError(Exception):
-    """A problem with the command line's input, reported without a traceback."""
 
 
 # ----------------------------------------------------------------------------- parser
@@ -445,210 +452,6 @@ def _progress(iterable=None, **kwargs):
     return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
-# ----------------------------------------------------------------------------- outputs
-#: What each command writes: kind -> (description, default file name in a folder, whether a
-#: file's first line shows it is of this kind).
-_OUTPUT_KINDS = {
-    "model": ("model file", "model.skattloc", None),
-    "predictions": ("predictions CSV", "predictions.csv", lambda line: line.startswith("filename,tags,proba_")),
-    "events": ("event list", "events.tsv", lambda line: line == "filename\tonset\toffset\tevent_label"),
-    "report": ("report CSV", "report.csv", lambda line: line.startswith("tag,n_clips,eer")),
-    "skipped": ("list of skipped files", None, lambda line: line == "filename\terror"),
-}
-
-
-def _output_path(text, kind):
-    """The file an ``-o`` value names, checked before any work.
-
-    A value ending in a path separator (or an existing folder) is a folder: it is created if
-    needed and gets the command's default file name. The folder must exist and be writable
-    (a probe file is created in it and deleted: permission bits alone do not tell, e.g. for
-    root or read-only mounts).
-    """
-    what, default_name, _ = _OUTPUT_KINDS[kind]
-    path = Path(text).expanduser()
-    if text.endswith(("/", os.sep)) or path.is_dir():
-        if path.exists() and not path.is_dir():
-            raise CLIError(f"cannot write the {what} into {text!r}: it ends in '/' (a folder) but is a file")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"cannot create the output folder {text!r} for the {what}: {exc.strerror or exc}") from None
-        path = path / default_name
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise CLIError(f"cannot write the {what} {str(path)!r}: folder {str(parent)!r} does not exist")
-    if path.is_dir():
-        raise CLIError(f"cannot write the {what} {str(path)!r}: it is a folder")
-    _check_writable(parent, f"the {what} {str(path)!r}")
-    return path
-
-
-def _check_writable(folder, what):
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".skattloc-write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise CLIError(
-            f"cannot write {what}: folder {str(folder)!r} is not writable ({exc.strerror or exc}); "
-            f"choose another -o"
-        ) from None
-
-
-def _file_kind(path):
-    """``(kind, description)`` of an existing file: a kind of ``_OUTPUT_KINDS``, "empty",
-    "audio" or "other"."""
-    try:
-        if path.stat().st_size == 0:
-            return "empty", "an empty file"
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError as exc:
-        return "other", f"a file that cannot be read ({exc.strerror or exc})"
-    if head.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
-        try:
-            with zipfile.ZipFile(path) as z:
-                pickles = [n for n in z.namelist() if n.endswith("/data.pkl")]
-                blob = z.read(pickles[0]) if pickles else b""
-        except (OSError, zipfile.BadZipFile, KeyError):
-            blob = b""
-        if b"skattloc.AttLocTagger" in blob:
-            return "model", "a skattloc model file"
-        return "other", "a PyTorch file" if blob else "a zip archive"
-    if path.suffix.lower() in AUDIO_EXTENSIONS:
-        return "audio", "an audio file"
-    try:
-        import soundfile
-
-        soundfile.info(str(path))
-        return "audio", "an audio file"
-    except Exception:  # noqa: BLE001 - not audio that libsndfile knows
-        pass
-    if b"\0" in head:
-        return "other", "a binary file"
-    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r")
-    for kind, (what, _, matches) in _OUTPUT_KINDS.items():
-        if matches is not None and matches(first):
-            return kind, f"a {what}"
-    return "other", f"a text file whose first line is {first[:60]!r}"
-
-
-def _guard_output(out, kind, inputs, args):
-    """Refuse to write ``out`` over an input of this run (``inputs``: ``(path, role)``
-    pairs), or over an existing file of another kind unless ``--force``; print a note when
-    an existing output of the same kind will be replaced."""
-    if not out.exists():
-        return
-    what = _OUTPUT_KINDS[kind][0]
-    try:
-        st = out.stat()
-    except OSError:
-        return
-    for path, role in inputs:
-        try:
-            other = os.stat(path)
-        except OSError:
-            continue
-        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-            raise CLIError(
-                f"refusing to write the {what} to {str(out)!r}: it is {role} of this run"
-                + ("" if os.path.abspath(path) == os.path.abspath(out) else f" ({str(path)!r})")
-                + "; choose another -o"
-            )
-    found, description = _file_kind(out)
-    if found == kind or found == "empty":
-        if kind != "skipped":  # the list of an earlier run is replaced without a note
-            _note(args, f"{str(out)!r} exists ({description}) and will be replaced")
-    elif args.force:
-        _note(args, f"{str(out)!r} is {description}, not a {what}; replacing it (--force)")
-    else:
-        raise CLIError(
-            f"refusing to overwrite {str(out)!r} with the {what}: it is {description}, not a {what}; "
-            f"choose another -o, or add --force to replace it"
-        )
-
-
-def _note(args, message):
-    print(f"skattloc {args.command}: note: {message}", file=sys.stderr)
-
-
-def _write_output(out, what, write):
-    """``write(path)`` to a hidden temporary file beside ``out``, renamed over it.
-
-    When that fails (a full disk, a folder removed or made read-only meanwhile), the result
-    is written to the working folder, else the system temp folder, and a CLIError names
-    that copy and the real destination.
-    """
-    try:
-        _write_replacing(out, write)
-        return out
-    except (OSError, RuntimeError) as exc:  # torch.save reports write errors as RuntimeError
-        reason = " ".join((getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).split())
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        for folder in (Path.cwd(), Path(tempfile.gettempdir())):
-            rescue = folder / f"{out.stem}.rescued-{stamp}-{os.getpid()}{out.suffix}"
-            try:
-                write(rescue)
-            except (OSError, RuntimeError):
-                continue
-            raise CLIError(
-                f"could not write the {what} {str(out)!r} ({reason}); it was saved to {str(rescue)!r} "
-                f"instead: move it to {str(out)!r} when the problem is fixed"
-            ) from exc
-        raise CLIError(
-            f"could not write the {what} {str(out)!r} ({reason}), nor a copy in the working folder or "
-            f"{tempfile.gettempdir()!r}"
-        ) from exc
-
-
-def _write_replacing(out, write):
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _write_csv(header, rows, delimiter=","):
-    """A ``write(path)`` function for :func:`_write_output` that writes a CSV (or TSV) table."""
-
-    def write(path):
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, delimiter=delimiter)
-            w.writerow(header)
-            w.writerows(rows)
-    return write
-
-
-# ----------------------------------------------------------------------------- unreadable files
-def _skipped_path(out):
-    """``OUTPUT.skipped.tsv``: the list of files that ``--on-error skip`` skipped."""
-    return out.with_name(out.name + ".skipped.tsv")
-
-
-def _report_skipped(args, skipped, out):
-    """With ``--on-error skip``: list the skipped files on stderr, and in
-    ``OUTPUT.skipped.tsv`` (header ``filename<TAB>error``; written even when empty, so it
-    never describes an earlier run) when there is an output file."""
-    if args.on_error != "skip":
-        return
-    listing = None
-    if out is not None:
-        listing = _skipped_path(out)
-        _write_output(listing, "list of skipped files", _write_csv(["filename", "error"], skipped, "\t"))
-    if not skipped:
-        return
-    where = f"; listed in {str(listing)!r}" if listing is not None else ""
-    print(f"skattloc {args.command}: skipped {len(skipped)} unreadable file(s){where}:", file=sys.stderr)
-    for name, error in skipped[:20]:
-        print(f"  {name}: {error}", file=sys.stderr)
-    if len(skipped) > 20:
-        print(f"  ... and {len(skipped) - 20} more", file=sys.stderr)
-
-
 def _read_labelled(data, folds=None):
     """The data set (:func:`skattloc.load_weak_dataset`) of a weak-label folder or CSV."""
     from .datasets import load_weak_dataset
@@ -657,55 +460,6 @@ def _read_labelled(data, folds=None):
     if not src.exists():
         raise CLIError(f"data not found: {str(src)!r} (expected a folder with audio/ and weak.csv, or a CSV of path,tags)")
     return load_weak_dataset(src, folds=folds)
-
-
-def _collect_audio(inputs, ext_text, args=None):
-    """``(names, paths)`` of the audio files among files and folders (folders recursively).
-
-    A file given directly is named as given; a file found in a folder by its path inside that
-    folder. When files of different folders would get the same name, every file found in a
-    folder is named by its path as given instead (``a/x.wav``, ``b/x.wav``), so the output
-    tells them apart. The same file given twice is refused.
-    """
-    exts = {("." + e.strip().lstrip(".")).lower() for e in ext_text.split(",") if e.strip()}
-    entries = []  # (input as given, path, path inside the folder or None)
-    for item in inputs:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
-            if not found:
-                raise CLIError(f"no audio files ({', '.join(sorted(exts))}) found in folder {str(p)!r}")
-            entries += [(item, str(f), f.relative_to(p).as_posix()) for f in found]
-        elif p.is_file():
-            entries.append((item, str(p), None))
-        else:
-            raise CLIError(f"audio file or folder not found: {item!r}")
-    seen = {}
-    for item, path, _ in entries:
-        key = os.path.realpath(path)
-        if key in seen:
-            first = seen[key]
-            via = f"through {first!r} and {item!r}" if first != item else f"through {item!r} twice"
-            raise CLIError(f"the inputs give the file {path!r} twice ({via}); give each file once")
-        seen[key] = item
-    names = [os.path.normpath(item) if rel is None else rel for item, _, rel in entries]
-    dupes = repeated(names)
-    if dupes:
-        clash = dupes[0]
-        where = [item for (item, _, rel), n in zip(entries, names) if n == clash]
-        names = [os.path.normpath(item if rel is None else os.path.join(item, rel)) for item, _, rel in entries]
-        left = repeated(names)
-        if left:  # pragma: no cover - distinct files with one path as given
-            raise CLIError(f"the inputs name different files {left[0]!r}; give them under different names")
-        if args is not None:
-            _note(args, f"{clash!r} is in more than one input ({', '.join(repr(w) for w in where[:3])}); "
-                        f"files found in folders are named by their path as given, e.g. {names[0]!r}")
-    return names, [path for _, path, _ in entries]
-
-
-def _chunks(n, size):
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
 
 
 def _load_model(path, jobs=None, quiet=False):
@@ -728,92 +482,6 @@ def _load_model(path, jobs=None, quiet=False):
     params = {k: v for k, v in params.items() if k in FEATURE_PARAMS}
     extractor = LogMelExtractor(**params, n_jobs=jobs, verbose=False)
     return tagger, extractor
-
-
-class _Run:
-    """What a command gathers over its chunks: skipped files and low-rate warnings."""
-
-    def __init__(self, args, extractor):
-        self.args, self.extractor = args, extractor
-        self.skipped = []  # (name, error)
-        self.low_rate = []  # (path, rate, n_empty_bands)
-
-    def extract(self, paths, names):
-        """``(X, kept)``: log-mel frames (a list of (n_frames_i, n_mels) arrays) of the
-        files that could be read, and their indices in ``paths``.
-
-        A file that cannot be read or is too short raises CLIError (``--on-error raise``,
-        the message says how to skip) or is skipped and remembered (``--on-error skip``).
-        """
-        try:
-            return self._transform(paths), list(range(len(paths)))
-        except (OSError, ValueError) as exc:
-            if self.args.on_error != "skip":
-                raise CLIError(
-                    f"{_one_line(exc)}; to skip unreadable files and go on, use --on-error skip"
-                ) from exc
-        X, kept = [], []
-        for i, (path, name) in enumerate(zip(paths, names)):
-            try:
-                X += self._transform([path])
-                kept.append(i)
-            except (OSError, ValueError) as exc:
-                self.skipped.append((name, _one_line(exc)))
-        return X, kept
-
-    def _transform(self, paths):
-        from .features import LowSampleRateWarning
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            X = list(self.extractor.transform(paths))
-        for w in caught:
-            if isinstance(w.message, LowSampleRateWarning):
-                self.low_rate += w.message.files
-            else:  # the others as if not caught (the filters still apply)
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return X
-
-    def warn_low_rates(self, n_total):
-        """One warning line for every file whose rate left mel bands empty."""
-        if self.low_rate:
-            from .features import LowSampleRateWarning
-
-            e = self.extractor
-            warnings.warn(LowSampleRateWarning.from_files(self.low_rate, e.n_mels, e.sr, n_total))
-
-
-def _one_line(exc):
-    return " ".join((str(exc) or type(exc).__name__).split())
-
-
-def _check_median_filter(args, paths):
-    """--median-filter must be shorter than the longest input (else no event can be found).
-
-    Durations come from the file headers (``soundfile.info``), stopping at the first file
-    longer than the filter; files whose header cannot be read are not counted.
-    """
-    seconds = args.median_filter
-    if not seconds:
-        return
-    import soundfile
-
-    longest, longest_path = None, None
-    for path in paths:
-        try:
-            duration = soundfile.info(path).duration
-        except Exception:  # noqa: BLE001 - judged when the file is read
-            continue
-        if duration > seconds:
-            return
-        if longest is None or duration > longest:
-            longest, longest_path = duration, path
-    if longest is not None:
-        raise CLIError(
-            f"--median-filter {seconds:g} s is not shorter than the longest input ({longest:.3g} s, "
-            f"{longest_path!r}): a filter that long finds no event; expected a length in [0, {longest:.3g}) "
-            f"seconds, e.g. the default 0.1"
-        )
 
 
 def _frame_scores(tagger, X):
@@ -880,7 +548,7 @@ def _cmd_fit(args):
     from .estimator import AttLocTagger
     from .features import LogMelExtractor
 
-    out = _output_path(args.output, "model")
+    out = output_path(args.output, "model")
     data = _read_labelled(args.data, args.folds)
     if not any(data.tags):
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
@@ -908,9 +576,9 @@ def _cmd_fit(args):
     inputs = _data_inputs(args.data, data)
     if isinstance(params.get("checkpoint_dir"), (str, os.PathLike)):
         inputs.append((Path(params["checkpoint_dir"]) / "last.ckpt", "the training checkpoint"))
-    _guard_output(out, "model", inputs, args)
+    guard_output(out, "model", inputs, args)
     if args.on_error == "skip":
-        _guard_output(_skipped_path(out), "skipped", inputs, args)
+        guard_output(skipped_path(out), "skipped", inputs, args)
     tagger = AttLocTagger(**params)
     # Fail on a bad option or Lightning setting before the long feature extraction.
     tagger._validate_params()
@@ -920,11 +588,11 @@ def _cmd_fit(args):
     if tagger.frontend == "frame_cnn" and tagger.kernel_size > args.n_mels:
         raise CLIError(f"--kernel-size {tagger.kernel_size} is larger than --n-mels {args.n_mels}; it must be at most the mel bands")
     extractor = LogMelExtractor(sr=args.sr, n_mels=args.n_mels, n_jobs=args.jobs, verbose=False)
-    run = _Run(args, extractor)
+    run = AudioRun(args, extractor)
     t0 = time.perf_counter()
     X, kept = [], []
     with _progress(total=len(data.paths), desc="features", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(data.paths), 64):
+        for sl in chunks(len(data.paths), 64):
             x, ok = run.extract(data.paths[sl], data.filenames[sl])
             X += x
             kept += [sl.start + i for i in ok]
@@ -956,8 +624,8 @@ def _cmd_fit(args):
         tagger.tune_events([X[i] for i in val], [tags[i] for i in val], hop_s=extractor.hop_seconds,
                            offset_s=extractor.frame_offset_seconds)
     # The safe format, with the feature settings; kept elsewhere if the write fails.
-    _write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
-    _report_skipped(args, run.skipped, out)
+    write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
+    report_skipped(args, run.skipped, out)
     loss = tagger.history_[-1].get("train_loss", float("nan")) if tagger.history_ else float("nan")
     print(
         f"trained {tagger.n_epochs_} epoch(s) in {time.perf_counter() - t0:.1f} s (final train_loss "
@@ -1040,16 +708,16 @@ def _train_progress():
 
 
 def _cmd_predict(args):
-    out = _output_path(args.output, "predictions")
-    names, paths = _collect_audio(args.inputs, args.ext, args)
+    out = output_path(args.output, "predictions")
+    names, paths = collect_audio(args.inputs, args.ext, args)
     _guard_audio_outputs(args, out, "predictions", paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes = _classes(tagger)
     threshold = tagger.threshold if args.threshold is None else args.threshold
-    run = _Run(args, extractor)
+    run = AudioRun(args, extractor)
     done, proba = [], []
     with _progress(total=len(paths), desc="predict", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(paths), args.chunk):
+        for sl in chunks(len(paths), args.chunk):
             X, ok = run.extract(paths[sl], names[sl])
             if X:
                 proba += list(tagger.predict_proba(X))
@@ -1062,8 +730,8 @@ def _cmd_predict(args):
         pred = (p >= threshold).astype(int)
         rows.append([name, ",".join(c for c, d in zip(classes, pred) if d)] + [f"{v:.6f}" for v in p] + [int(d) for d in pred])
     header = ["filename", "tags"] + [f"proba_{c}" for c in classes] + [f"pred_{c}" for c in classes]
-    _write_output(out, "predictions CSV", _write_csv(header, rows))
-    _report_skipped(args, run.skipped, out)
+    write_output(out, "predictions CSV", write_csv(header, rows))
+    report_skipped(args, run.skipped, out)
     print(f"tagged {len(done)} file(s) (threshold {threshold:g}); wrote {out}", file=sys.stderr)
     return 0
 
@@ -1071,38 +739,38 @@ def _cmd_predict(args):
 def _guard_audio_outputs(args, out, kind, paths):
     """The output checks of predict and localize: never the model nor an audio input."""
     inputs = [(Path(args.model).expanduser(), "the model file")] + [(p, "an audio input") for p in paths]
-    _guard_output(out, kind, inputs, args)
+    guard_output(out, kind, inputs, args)
     if args.on_error == "skip":
-        _guard_output(_skipped_path(out), "skipped", inputs, args)
+        guard_output(skipped_path(out), "skipped", inputs, args)
 
 
 def _none_read(run, paths):
     """CLIError when every file was skipped (--on-error skip): there is nothing to write."""
     if len(run.skipped) == len(paths):
-        _report_skipped(run.args, run.skipped, None)
+        report_skipped(run.args, run.skipped, None)
         raise CLIError(f"none of the {len(paths)} audio file(s) could be read; nothing was written")
 
 
 def _cmd_localize(args):
     from .events import write_events_tsv
 
-    out = _output_path(args.output, "events")
+    out = output_path(args.output, "events")
     if args.plot_dir is not None:
         try:
             Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CLIError(f"cannot create the --plot-dir folder {args.plot_dir!r}: {exc.strerror or exc}") from None
-        _check_writable(Path(args.plot_dir), f"figures to {args.plot_dir!r}")
-    names, paths = _collect_audio(args.inputs, args.ext, args)
+        check_writable(Path(args.plot_dir), f"figures to {args.plot_dir!r}")
+    names, paths = collect_audio(args.inputs, args.ext, args)
     _guard_audio_outputs(args, out, "events", paths)
-    _check_median_filter(args, paths)
+    check_median_filter(args, paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     post = _check_event_options(tagger, args)
     classes = _classes(tagger)
-    run = _Run(args, extractor)
+    run = AudioRun(args, extractor)
     events, n_done = [], 0
     with _progress(total=len(paths), desc="localize", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(paths), args.chunk):
+        for sl in chunks(len(paths), args.chunk):
             X, ok = run.extract(paths[sl], names[sl])
             chunk_names = [names[sl.start + i] for i in ok]
             if X:
@@ -1116,8 +784,8 @@ def _cmd_localize(args):
             bar.update(sl.stop - sl.start)
     _none_read(run, paths)
     run.warn_low_rates(len(paths))
-    _write_output(out, "event list", lambda path: write_events_tsv(events, path))
-    _report_skipped(args, run.skipped, out)
+    write_output(out, "event list", lambda path: write_events_tsv(events, path))
+    report_skipped(args, run.skipped, out)
     n_files = len({e[0] for e in events})
     print(f"{len(events)} event(s) in {n_files} of {n_done} file(s); wrote {out}"
           + (f" and {n_done} figure(s) to {args.plot_dir}" if args.plot_dir else ""), file=sys.stderr)
@@ -1140,7 +808,7 @@ def _read_strong(path, keep):
 
 
 def _cmd_tune(args):
-    out = _output_path(args.output, "model")
+    out = output_path(args.output, "model")
     data = _read_labelled(args.data, args.folds)
     names, strong = data.filenames, data.strong
     inputs = [(Path(args.model).expanduser(), "the model file")] + _data_inputs(args.data, data)
@@ -1149,19 +817,19 @@ def _cmd_tune(args):
         inputs.append((sp, "the strong label file"))
     if args.weak:
         strong = None
-    _guard_output(out, "model", inputs, args)
+    guard_output(out, "model", inputs, args)
     if args.on_error == "skip":
-        _guard_output(_skipped_path(out), "skipped", inputs, args)
+        guard_output(skipped_path(out), "skipped", inputs, args)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     classes = _classes(tagger)
     if strong is not None:
         bad = sorted({e[3] for e in strong} - set(classes))
         if bad:
             raise CLIError(f"the strong labels have tags {bad} that the model does not know (its tags: {classes})")
-    run = _Run(args, extractor)
+    run = AudioRun(args, extractor)
     X, kept = [], []
     with _progress(total=len(data.paths), desc="features", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(data.paths), args.chunk):
+        for sl in chunks(len(data.paths), args.chunk):
             x, ok = run.extract(data.paths[sl], names[sl])
             X += x
             kept += [sl.start + i for i in ok]
@@ -1184,8 +852,8 @@ def _cmd_tune(args):
             raise CLIError(f"no readable clip of {args.data!r} has a tag; weak calibration needs clip tags")
         tagger.tune_events(X, tags, **timing)
         how = f"calibrated on the clip tags of {len(X)} clips"
-    _write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
-    _report_skipped(args, run.skipped, out)
+    write_output(out, "model file", lambda path: tagger.save(path, extractor=extractor))
+    report_skipped(args, run.skipped, out)
     pp = tagger.get_event_postprocessor()
     score = pp.info.get("event_f1") or pp.info.get("clip_event_f1") or {}
     label = "event F1 on these clips" if strong is not None else "clip-level F1 of 'has an event' on these clips"
@@ -1202,7 +870,7 @@ def _cmd_evaluate(args):
 
     if args.segment_length <= 0 or not math.isfinite(args.segment_length):
         raise CLIError(f"--segment-length must be a positive number of seconds, got {args.segment_length}")
-    out = _output_path(args.output, "report") if args.output else None
+    out = output_path(args.output, "report") if args.output else None
     data = _read_labelled(args.data, args.folds)
     names, strong = data.filenames, data.strong
     inputs = [(Path(args.model).expanduser(), "the model file")] + _data_inputs(args.data, data)
@@ -1210,21 +878,21 @@ def _cmd_evaluate(args):
         sp, strong = _read_strong(args.strong, set(names))
         inputs.append((sp, "the strong label file"))
     if out is not None:
-        _guard_output(out, "report", inputs, args)
+        guard_output(out, "report", inputs, args)
         if args.on_error == "skip":
-            _guard_output(_skipped_path(out), "skipped", inputs, args)
+            guard_output(skipped_path(out), "skipped", inputs, args)
     if strong is not None:
-        _check_median_filter(args, data.paths)
+        check_median_filter(args, data.paths)
     tagger, extractor = _load_model(args.model, args.jobs, args.quiet)
     post = _check_event_options(tagger, args)
     classes = _classes(tagger)
     Y, _ = encode_tags(data.tags, classes, kind="names", name="the data", known_as=f"the model's tags {classes}")
     proba = np.empty(Y.shape, dtype=np.float32)
     est, durations, frames = [], {}, []
-    run = _Run(args, extractor)
+    run = AudioRun(args, extractor)
     done = []  # indices of the clips read
     with _progress(total=len(data.paths), desc="evaluate", unit="file", disable=args.quiet) as bar:
-        for sl in _chunks(len(data.paths), args.chunk):
+        for sl in chunks(len(data.paths), args.chunk):
             X, ok = run.extract(data.paths[sl], names[sl])
             idx = [sl.start + i for i in ok]
             done += idx
@@ -1294,8 +962,8 @@ def _cmd_evaluate(args):
     if out is not None:
         fields = list(rows[0])
         table = [[f"{r.get(k):.6f}" if isinstance(r.get(k), float) else r.get(k, "") for k in fields] for r in rows]
-        _write_output(out, "report CSV", _write_csv(fields, table))
-    _report_skipped(args, run.skipped, out)
+        write_output(out, "report CSV", write_csv(fields, table))
+    report_skipped(args, run.skipped, out)
     if out is not None:
         print(f"wrote {out}", file=sys.stderr)
     return 0

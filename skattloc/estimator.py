@@ -48,6 +48,16 @@ PAPER_CONFIG = {
 EARLY_STOPPING_METRICS = {"val_loss": "min", "val_eer": "min", "val_map": "max", "val_auroc": "max"}
 
 
+#: ``validation_fraction="auto"``: this fraction, from this many clips on (else no split).
+AUTO_VALIDATION_FRACTION, AUTO_VALIDATION_MIN_CLIPS = 0.1, 100
+
+
+def _validation_fraction_rule(value, name):
+    if isinstance(value, str) and value == "auto":
+        return value
+    return _checks.check_number(value, name, 0.0, 1.0, closed="[)", hint='or "auto"')
+
+
 @functools.lru_cache(maxsize=None)
 def _parameter_rules() -> dict:
     """Every parameter of :class:`AttLocTagger` -> the check of its value on its own.
@@ -110,7 +120,7 @@ def _parameter_rules() -> dict:
         "freq_mask_width": mask_count,
         "mixup_alpha": number(0, word="a finite number", hint="0 disables mixup"),
         "ema_decay": number(0, 1, "[)", hint="0 turns weight averaging off"),
-        "validation_fraction": number(0.0, 1.0, "[)"),
+        "validation_fraction": _validation_fraction_rule,
         "early_stopping": partial(_checks.check_option, options=("auto", True, False)),
         "early_stopping_metric": one_of(tuple(EARLY_STOPPING_METRICS)),
         "patience": positive_int,
@@ -229,16 +239,17 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ``min(ema_decay, (1 + n) / (10 + n))`` over the first updates, see
         :class:`skattloc.training.WarmupEMA`). The averaged weights are validated and kept.
         0 turns it off (the paper).
-    validation_fraction : float, default=0.1
+    validation_fraction : float in [0, 1) or "auto", default="auto"
         Fraction of the training clips held out (at random, seeded by ``random_state``)
         to log ``val_loss``, ``val_auroc``, ``val_map`` and ``val_eer`` each epoch (in
         ``history_``), to stop early, and to calibrate the event post-processing; their
-        indices are ``validation_indices_``. 0 disables validation (then give ``X_val`` to
+        indices are ``validation_indices_``. ``"auto"``: 0.1 with at least 100 clips (10
+        validation clips or more), else 0. 0 disables validation (then give ``X_val`` to
         ``fit`` for any of these).
     early_stopping : {"auto", True, False}, default="auto"
         Stop when ``early_stopping_metric`` has not improved for ``patience`` epochs, and
         restore the best epoch's weights. ``"auto"``: whenever there is validation data
-        (``validation_fraction > 0`` or ``X_val``), else train ``max_epochs``; True: always,
+        (a validation split or ``X_val``), else train ``max_epochs``; True: always,
         and ``fit`` refuses to run without validation data; False: never.
     early_stopping_metric : {"val_eer", "val_map", "val_auroc", "val_loss"}, default="val_eer"
         The validation metric that early stopping watches and that picks the best epoch:
@@ -253,7 +264,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ``z_att(t) O(t)``, localized best within clips on domestic-mix (4-fold CV,
         ``docs/benchmarks.md``); ``"paper"`` is the paper's eq. (7) output.
     calibrate_events : bool, default=True
-        When ``fit`` has validation clips (``validation_fraction > 0`` or ``X_val``), end
+        When ``fit`` has validation clips (a validation split or ``X_val``), end
         by calibrating the event post-processing of :meth:`detect_events` on them from their
         clip tags alone (:meth:`skattloc.postprocessing.EventPostprocessor.calibrate`):
         per class a clip threshold, an event threshold with hysteresis, and a median filter
@@ -392,7 +403,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         freq_mask_width=6,
         mixup_alpha=0.2,
         ema_decay=0.99,
-        validation_fraction=0.1,
+        validation_fraction="auto",
         early_stopping="auto",
         early_stopping_metric="val_eer",
         patience=15,
@@ -613,7 +624,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self._warn_degenerate(Yb)
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
-        if self.early_stopping is True and self.validation_fraction == 0 and X_val is None:
+        fraction = self._validation_fraction(n)
+        if self.early_stopping is True and fraction == 0 and X_val is None:
             raise ValueError(
                 "early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1, "
                 "or pass X_val and y_val to fit"
@@ -629,8 +641,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
         train_idx = np.arange(n)
         val_idx = None
-        if self.validation_fraction > 0 and X_val is None:  # X_val replaces the random split
-            n_val = int(round(self.validation_fraction * n))
+        if fraction > 0 and X_val is None:  # X_val replaces the random split
+            n_val = int(round(fraction * n))
             if n_val < 1 or n - n_val < 1:
                 raise ValueError(
                     f"validation_fraction={self.validation_fraction} leaves {n_val} validation and "
@@ -714,6 +726,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             warnings.simplefilter("ignore")  # a class never/always tagged in a small split keeps the defaults
             pp = EventPostprocessor.calibrate(frames, clip, Y_val, [str(c) for c in self.classes_], hop_s, offset_s)
         self.event_settings_ = pp.to_dict()
+
+    def _validation_fraction(self, n_clips: int) -> float:
+        """The fraction of ``n_clips`` held out: ``validation_fraction``, with ``"auto"``
+        resolved (0.1 from 100 clips on, else 0)."""
+        if self.validation_fraction == "auto":
+            return AUTO_VALIDATION_FRACTION if n_clips >= AUTO_VALIDATION_MIN_CLIPS else 0.0
+        return float(self.validation_fraction)
 
     def _min_features(self) -> int:
         """Fewest features per frame the network takes: the paper's CNN needs a kernel's width."""
@@ -989,6 +1008,31 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             ext = LogMelExtractor(**fp) if isinstance(fp, dict) else LogMelExtractor()
             clip_duration = [ext.clip_duration(len(f)) for f in frames]
         return pp.decode(frames, clip, filenames, hop_s, offset_s, clip_duration)
+
+    def event_scores(self, X, hop_s=None):
+        """Threshold-free event scores per frame: the :meth:`localize` output, median-filtered
+        per class with the ``event_settings_`` filter lengths, times the clip probability.
+
+        The scores :meth:`detect_events` thresholds, with the clip gate made soft: what
+        threshold-free event metrics such as PSDS (:func:`skattloc.metrics.psds`) should be
+        given.
+
+        Parameters
+        ----------
+        X : array (n_clips, n_frames, n_features) or list of (n_frames_i, n_features)
+        hop_s : float, optional
+            Frame hop in seconds; default as for :meth:`detect_events`.
+
+        Returns
+        -------
+        ndarray (n_clips, n_frames, n_classes) for a 3-D ``X``, else a list of
+        (n_frames_i, n_classes) arrays; values in [0, 1].
+        """
+        frames, clip = self._frame_scores(X)
+        hop_s, _ = self._frame_timing(hop_s, None)
+        out = self.get_event_postprocessor().scores(frames, clip, hop_s)
+        lengths = {len(f) for f in out}
+        return np.stack(out) if len(lengths) == 1 and getattr(X, "ndim", 0) == 3 else out
 
     def tune_events(self, X, y=None, *, reference=None, filenames=None, clip_duration=None, hop_s=None,
                     offset_s=None, verbose=False, **tune_kwargs):

@@ -295,6 +295,33 @@ class EventPostprocessor:
             out.append(s)
         return out
 
+    def scores(self, frame_scores, clip_scores=None, hop_s=0.016):
+        """Threshold-free detection scores: the median-filtered frame scores (per class, as
+        :meth:`decode` filters them), times each clip's probability of the class.
+
+        What a threshold sweep such as PSDS should see: the clip probability stands in for
+        the clip gate (a soft one), the median filter for the smoothing. On domestic-mix
+        validation data (docs/screening.md) PSDS1 of a CRNN's ``localize`` output rose from
+        0.08 (raw) to 0.29 this way.
+
+        Parameters
+        ----------
+        frame_scores : ndarray (n_clips, n_frames, n_classes) or list of (n_frames_i, n_classes)
+        clip_scores : ndarray of shape (n_clips, n_classes), optional
+            Clip probabilities; without them the smoothed scores are returned.
+        hop_s : float
+            Frame hop in seconds (for the median filter lengths).
+
+        Returns
+        -------
+        list of ndarray, (n_frames_i, n_classes) each, values in [0, 1] for inputs in [0, 1]
+        """
+        clips = self.smooth(frame_scores, hop_s)
+        cs = _check_clip_scores(clip_scores, len(clips), len(self.classes))
+        if cs is None:
+            return clips
+        return [c * p[None, :] for c, p in zip(clips, cs)]
+
     def decode(self, frame_scores, clip_scores=None, filenames=None, hop_s=0.016, offset_s=0.008, clip_duration=None):
         """Events from frame scores.
 

@@ -254,3 +254,14 @@ def test_validation_eer_is_this_epochs_when_the_callbacks_see_it(synth):
     assert len(seen) == 3
     for logged, actual in seen:
         assert logged == pytest.approx(actual, abs=1e-6)
+
+
+def test_auto_validation_split_needs_100_clips(synth):
+    X, Y = synth["X"], synth["Y"]
+    small = AttLocTagger(max_epochs=1, random_state=0, **CRNN).fit(X[:99], Y[:99])
+    assert len(small.validation_indices_) == 0 and small.event_settings_["source"] == "default"
+    assert "val_eer" not in small.history_[0]
+    big = AttLocTagger(max_epochs=1, random_state=0, **CRNN).fit(X[:100], Y[:100])
+    assert len(big.validation_indices_) == 10 and big.event_settings_["source"] == "weak"
+    with pytest.raises(ValueError, match='validation_fraction must be a number in \\[0.0, 1.0\\) \\(or "auto"\\)'):
+        AttLocTagger(validation_fraction="half").fit(X[:10], Y[:10])
