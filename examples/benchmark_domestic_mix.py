@@ -773,7 +773,7 @@ def main(argv=None):
         sys.exit(f"error: --folds {args.fold_list} not among the data's folds {all_folds}")
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.plot_data = True
-    done = {(r["system"], r["fold"], r["seed"]) for r in _read_rows(args.results)}
+    done = {(r["system"], r["fold"], r["seed"]) for r in _read_rows(args.results) if not r.get("full_fit")}
     command = "python " + " ".join(shlex.quote(a) for a in (sys.argv if argv is None else ["examples/benchmark_domestic_mix.py", *argv]))
     log(f"machine: {info}")
     for seed in args.seed_list:

@@ -149,7 +149,8 @@ lower is better) and, with strong labels (DATA/strong.tsv or --strong), for the 
 'localize' would write (same options): the 1 s segment-based F1, precision, recall and error
 rate, the event-based F1 (onset collar 0.2 s, offset collar max(0.2 s, 20 %)), and, with
 the optional sed_scores_eval (pip install "skattloc[psds]"), the intersection-based F1
-(DTC = GTC = 0.5) and PSDS1/PSDS2 of the frame scores (DCASE task 4 scenarios 1 and 2).
+(DTC = GTC = 0.5) and PSDS1/PSDS2 (DCASE task 4 scenarios 1 and 2) of the event scores:
+the frame scores median-filtered as 'localize' does, times the clip probability.
 
 examples:
   skattloc evaluate tagger.skattloc my_data/ --folds 4
@@ -904,7 +905,8 @@ def _cmd_evaluate(args):
                 d = [extractor.clip_duration(len(x)) for x in X]
                 durations.update(zip(chunk_names, d))
                 est += _events(post, scores, p, chunk_names, d, extractor)
-                frames += [(n, sc) for n, sc in zip(chunk_names, scores)]
+                # PSDS sees the threshold-free event scores (AttLocTagger.event_scores)
+                frames += list(zip(chunk_names, post.scores(scores, p, extractor.hop_seconds)))
                 proba[idx] = p
             else:
                 proba[idx] = tagger.predict_proba(X)
@@ -957,8 +959,8 @@ def _cmd_evaluate(args):
         print('(PSDS and intersection F1 need sed_scores_eval: pip install "skattloc[psds]")', file=sys.stderr)
     else:
         print("(event F1: onset collar 0.2 s, offset collar max(0.2 s, 20 %); intersection F1: DTC = GTC = 0.5; "
-              "PSDS1/PSDS2 of the frame scores, DCASE task 4 scenarios; per-tag psds1 is the tag's own area)",
-              file=sys.stderr)
+              "PSDS1/PSDS2 of the event scores (frame scores median-filtered, times the clip probability), "
+              "DCASE task 4 scenarios; per-tag psds1 is the tag's own area)", file=sys.stderr)
     if out is not None:
         fields = list(rows[0])
         table = [[f"{r.get(k):.6f}" if isinstance(r.get(k), float) else r.get(k, "") for k in fields] for r in rows]

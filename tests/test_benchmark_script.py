@@ -54,7 +54,8 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     names = _fake_folder(data)
     cache, results = tmp_path / "feats.npz", tmp_path / "res.jsonl"
     out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--seeds", "0",
-                "--systems", "default,att_loc,gmm", "--results", str(results), *TINY])
+                "--systems", "default,att_loc,gmm", "--results", str(results), "--save-models", str(tmp_path / "m"),
+                *TINY])
     assert "wrote features cache" in out and "default fold 1 seed 0: macro EER" in out
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["system"], r["fold"], r["seed"]) for r in rows] == [("default", 1, 0), ("att_loc", 1, 0), ("gmm", 1, 0)]
@@ -66,12 +67,20 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
         assert r["strong_settings"]["source"] == "strong"
         assert set(r["weak"]) >= {"event_f1", "segment_f1", "intersection_f1", "n_events"}
     assert rows[1]["params"]["pooling"] == "att_loc" and rows[1]["params"]["loc_background"] is True
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["att_loc_fold1_seed0.skattloc", "default_fold1_seed0.skattloc"]
+    assert all(0 <= r["psds1_raw"] <= 1 for r in rows[:2])
+
+    # the default recipe's fit on every clip, timed
+    out = _run(["--features-cache", str(cache), "--full-fit", "--results", str(results), *TINY])
+    assert "default recipe on all 32 clips: fit" in out
+    full = json.loads(results.read_text().splitlines()[-1])
+    assert full["full_fit"] is True and full["n_clips"] == 32 and full["fit_s"] > 0
 
     # resumable: the same command skips what is done
     out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--seeds", "0",
                 "--systems", "default", "--results", str(results), *TINY])
     assert "skip default fold 1 seed 0" in out
-    assert len(results.read_text().splitlines()) == 3
+    assert len(results.read_text().splitlines()) == 4
 
     md, js, png = tmp_path / "bench.md", tmp_path / "bench.json", tmp_path / "images" / "clip.png"
     _run(["--features-cache", str(cache), "--report", str(results), "--out-md", str(md), "--out-json", str(js),
@@ -80,6 +89,7 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     assert "nothing chosen on the scored fold" in text
     assert "| system | chirp | noise_burst | tone | macro | fold 4 only (untouched) |" in text
     assert "| default | weak only" in text and "| default | strong, 180 validation clips" in text
+    assert "The default recipe on all 32 clips" in text
     assert png.stat().st_size > 10_000 and "](images/clip.png)" in text
     res = json.loads(js.read_text())
     assert set(res["summary"]) == {"default", "att_loc", "gmm"} and res["folds"] == [1]
@@ -132,6 +142,13 @@ class _SpyTagger:
         type(self).calls.append(("frame_outputs", X.copy()))
         rng = np.random.default_rng(len(X))
         return [{"clip": rng.random(2), "frame": rng.random((len(x), 2)), "att_frame": rng.random((len(x), 2))} for x in X]
+
+    def get_event_postprocessor(self):
+        class _Scores:
+            @staticmethod
+            def scores(frame_scores, clip_scores, hop_s):
+                return [s * c[None, :] for s, c in zip(frame_scores, clip_scores)]
+        return _Scores()
 
     def detect_events(self, X, filenames, clip_duration):
         type(self).calls.append(("detect_events", X.copy()))

@@ -169,3 +169,17 @@ def test_strong_tuning_refuses_unknown_labels_and_files():
         EventPostprocessor.tune(s, clip, ref + [("c0", 0.0, 1.0, "dog")], ["short", "long"], names)
     with pytest.raises(ValueError, match="not in filenames"):
         EventPostprocessor.tune(s, clip, ref + [("zz", 0.0, 1.0, "short")], ["short", "long"], names)
+
+
+def test_scores_are_the_smoothed_frame_scores_times_the_clip_probability():
+    rng = np.random.default_rng(0)
+    s = rng.random((3, 20, 2))
+    clip = rng.random((3, 2))
+    pp = EventPostprocessor(["a", "b"], median_filter=[0.0, 0.5])
+    out = pp.scores(s, clip, hop_s=0.1)
+    smooth = pp.smooth(s, hop_s=0.1)
+    for o, m, c in zip(out, smooth, clip):
+        np.testing.assert_allclose(o, m * c[None, :])
+    np.testing.assert_allclose(out[0][:, 0], s[0, :, 0] * clip[0, 0])  # no filter on "a"
+    assert not np.allclose(smooth[0][:, 1], s[0, :, 1])  # a 5-frame median on "b"
+    assert all(np.array_equal(a, b) for a, b in zip(pp.scores(s, None, hop_s=0.1), smooth))

@@ -265,3 +265,12 @@ def test_auto_validation_split_needs_100_clips(synth):
     assert len(big.validation_indices_) == 10 and big.event_settings_["source"] == "weak"
     with pytest.raises(ValueError, match='validation_fraction must be a number in \\[0.0, 1.0\\) \\(or "auto"\\)'):
         AttLocTagger(validation_fraction="half").fit(X[:10], Y[:10])
+
+
+def test_event_scores_are_localize_smoothed_and_scaled_by_the_clip_probability(synth):
+    X, Y = synth["X"][:100], synth["Y"][:100]
+    t = AttLocTagger(max_epochs=1, random_state=0, **CRNN).fit(X, Y)
+    t.event_settings_ = dict(t.event_settings_, median_filter=[0.0] * 3)  # no smoothing: a plain product
+    es = t.event_scores(X[:4])
+    assert es.shape == (4, X.shape[1], 3)
+    np.testing.assert_allclose(es, t.localize(X[:4]) * t.predict_proba(X[:4])[:, None, :], rtol=1e-6)
