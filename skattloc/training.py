@@ -271,13 +271,14 @@ def make_trainer(estimator, history, checkpoint_callbacks=(), plugins=(), early_
     3
     """
     callbacks = [history, *checkpoint_callbacks]
-    if early_stopping is not None:
-        metric, mode = early_stopping
-        # BestWeights before the weight averaging: at the end of a validation epoch it
-        # must see the averaged weights, which the averaging swaps out right after.
-        callbacks += [EarlyStopping(monitor=metric, patience=estimator.patience, mode=mode), BestWeights(metric, mode)]
     if estimator.ema_decay > 0:
         callbacks.append(WarmupEMA(float(estimator.ema_decay)))
+    if early_stopping is not None:
+        metric, mode = early_stopping
+        # After the weight averaging: BestWeights snapshots the averaged weights it validated
+        # (WarmupEMA swaps them out only when the validation ends) and restores the best
+        # ones after WarmupEMA has put the final average in place.
+        callbacks += [EarlyStopping(monitor=metric, patience=estimator.patience, mode=mode), BestWeights(metric, mode)]
     callbacks += list(estimator.callbacks or [])
     kwargs = dict(
         accelerator=estimator.accelerator,
@@ -323,6 +324,28 @@ class WarmupEMA(WeightAveraging):
     def __init__(self, decay: float):
         self.decay = float(decay)
         super().__init__(use_buffers=True, avg_fn=_EMAUpdate(self.decay))
+        self._kept = False
+
+    # The averaged weights stay in place until the whole validation has ended (Lightning
+    # swaps them back at the end of the validation epoch): BestWeights, placed after this
+    # callback, then snapshots the averaged weights it validated, and at the end of the fit
+    # restores them after this callback has put the average in place.
+    def on_validation_epoch_end(self, trainer, pl_module):
+        pass
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._average_model is not None:
+            self._swap_models(pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        super().on_train_end(trainer, pl_module)
+        self._kept = True
+
+    def on_fit_end(self, trainer, pl_module):
+        # A resumed fit that had no epoch left to train never reaches on_train_end.
+        if not self._kept and self._average_model is not None:
+            self._copy_average_to_current(pl_module)
+            self._kept = True
 
 
 class _EMAUpdate:

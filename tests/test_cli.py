@@ -20,7 +20,7 @@ from skattloc.cli import main
 from skattloc.events import read_events_tsv
 
 CLASSES = ["tone", "chirp"]
-TINY = ["--n-filters", "16", "--rnn-hidden", "8", "--rnn-layers", "1", "--dense-units", "16",
+TINY = ["--n-filters", "16", "--rnn-hidden", "8", "--rnn-layers", "1", "--dense-units", "16", "--validation-fraction", "0.25",
         "--batch-size", "8", "--epochs", "2", "--seed", "0", "--accelerator", "cpu"]
 TIMEOUT = 600
 
@@ -231,7 +231,7 @@ def test_user_mistakes_exit_1_with_one_line_and_no_traceback(argv, fragments, mo
 # ---------------------------------------------------------------- event settings (issue 11)
 def test_fit_calibrates_event_settings_on_its_validation_clips(model_file):
     tagger = AttLocTagger.load(model_file)
-    assert len(tagger.validation_indices_) == round(0.1 * 24)  # the default 10 % split
+    assert len(tagger.validation_indices_) == round(0.25 * 24)  # TINY's --validation-fraction 0.25
     assert tagger.event_settings_["source"] == "weak"
     assert tagger.event_settings_["classes"] == sorted(CLASSES)
 
