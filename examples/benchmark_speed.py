@@ -230,7 +230,7 @@ def machine_info(threads):
 def bench_train(args, X, Y) -> Dict:
     from lightning.pytorch.callbacks import Callback
 
-    from skattloc import AttLocTagger
+    from skattloc import PAPER_CONFIG, AttLocTagger
     from skattloc.model import CGRNN
 
     class StepStamps(Callback):
@@ -251,8 +251,11 @@ def bench_train(args, X, Y) -> Dict:
         elif system == "loop+CGRNN":
             plain_fit(CGRNN(n_mels, n_classes, **kw), X, Y, epochs, args.batch_size, args.lr, args.seed, stamps)
         else:
-            AttLocTagger(**kw, learning_rate=args.lr, batch_size=args.batch_size, max_epochs=epochs,
-                         accelerator="cpu", random_state=args.seed, callbacks=[StepStamps(stamps)]).fit(X, Y)
+            # the paper's configuration (PAPER_CONFIG: no validation split, augmentation or
+            # averaging), so that fit trains what the plain loop trains
+            AttLocTagger(**{**PAPER_CONFIG, **kw, "learning_rate": args.lr, "batch_size": args.batch_size,
+                            "max_epochs": epochs}, accelerator="cpu", random_state=args.seed,
+                         callbacks=[StepStamps(stamps)]).fit(X, Y)
         wall = time.perf_counter() - t0
         return {"wall_s": wall, "clips_per_s": len(X) * epochs / wall,
                 "steady_clips_per_s": steady_rate(stamps, t0, args.batch_size), "steps": len(stamps)}
@@ -284,10 +287,10 @@ def bench_train(args, X, Y) -> Dict:
 # 2. Inference
 # ------------------------------------------------------------------------------------------
 def bench_infer(args, X, Y) -> Dict:
-    from skattloc import AttLocTagger
+    from skattloc import PAPER_CONFIG, AttLocTagger
 
-    tagger = AttLocTagger(**net_kwargs(args), batch_size=args.batch_size, max_epochs=1, accelerator="cpu",
-                          random_state=args.seed).fit(X[: args.batch_size], Y[: args.batch_size])
+    tagger = AttLocTagger(**{**PAPER_CONFIG, **net_kwargs(args), "batch_size": args.batch_size, "max_epochs": 1},
+                          accelerator="cpu", random_state=args.seed).fit(X[: args.batch_size], Y[: args.batch_size])
     plain = PlainCGRNN(X.shape[-1], Y.shape[1], **net_kwargs(args))
     plain.load_state_dict(tagger.model_.state_dict())
     plain.eval()

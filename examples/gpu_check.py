@@ -60,7 +60,7 @@ STUBBED = _stub_missing_audio_modules()
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 
-from skattloc import AttLocTagger  # noqa: E402
+from skattloc import PAPER_CONFIG, AttLocTagger  # noqa: E402
 from skattloc.metrics import equal_error_rate  # noqa: E402
 from skattloc.model import CGRNN, clip_bce  # noqa: E402
 
@@ -217,8 +217,10 @@ def main(argv=None):
     Xl = Xall[-(size["learn_clips"] + size["test_clips"]): -size["test_clips"]]
     Yl = Yall[-(size["learn_clips"] + size["test_clips"]): -size["test_clips"]]
     Xt, Yt = Xall[-size["test_clips"]:], Yall[-size["test_clips"]:]
-    tagger_kw = dict(**net_kw, batch_size=batch, learning_rate=lr, accelerator=args.accelerator, devices=1,
-                     random_state=0)
+    # the paper's configuration (PAPER_CONFIG), so that fit trains what the plain loop trains
+    paper = {k: v for k, v in PAPER_CONFIG.items() if k != "max_epochs"}  # each section sets its epochs
+    tagger_kw = {**paper, **net_kw, "batch_size": batch, "learning_rate": lr, "accelerator": args.accelerator,
+                 "devices": 1, "random_state": 0}
     precisions = [q for q in args.precisions.split(",") if q]
 
     # 1. training throughput: fit vs a plain loop, per precision
