@@ -610,10 +610,22 @@ def write_report(args, rows, d, info):
         L.append(f"| {s} | " + " | ".join(cells) + f" | {fmt(float(np.mean([h[-1]['val_eer'] for h in hs])))} |")
     L.append("")
     L.append("## Time\n")
+    from skattloc import AttLocTagger
+
     for r in getattr(args, "full_fits", []):
-        L.append(f"- **The default recipe on all {r['n_clips']} clips** (`--full-fit`, what `skattloc fit DATA` trains): "
-                 f"{r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs with {r['threads']} torch threads on {r['machine']}, "
-                 f"finished {r['finished']}.")
+        per_epoch = r["fit_s"] / max(r["n_epochs"], 1)
+        default_max = AttLocTagger().max_epochs
+        if r.get("max_epochs", default_max) == default_max:
+            L.append(f"- **The default recipe on all {r['n_clips']} clips** (`--full-fit`, what `skattloc fit DATA` trains): "
+                     f"{r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs ({per_epoch:.1f} s per epoch) with "
+                     f"{r['threads']} torch threads on {r['machine']}, finished {r['finished']}.")
+        else:  # a timing run cut short with --max-epochs: per-epoch time, and what the full budget would take
+            L.append(f"- **The default recipe on all {r['n_clips']} clips, timing run cut to {r['max_epochs']} epochs** "
+                     f"(`--full-fit --max-epochs {r['max_epochs']}`): {r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs, "
+                     f"{per_epoch:.1f} s per epoch with {r['threads']} torch threads on {r['machine']} (finished "
+                     f"{r['finished']}); at that rate the default's full budget of {default_max} epochs (early stopping "
+                     f"usually ends it sooner) would take {per_epoch * default_max / 60:.1f} min. This is a projection "
+                     "from a measured rate, not a measured full fit.")
     if getattr(args, "full_fits", []):
         L.append("")
     L.append("Cross-validation fits (1 torch thread per process, two processes on the 2 cores):\n")
@@ -706,6 +718,7 @@ def full_fit(args, d, info):
     tagger.fit(d["X"], tags)
     fit_s = time.perf_counter() - t
     row = {"system": "default", "full_fit": True, "n_clips": len(d["X"]), "fit_s": fit_s, "n_epochs": tagger.n_epochs_,
+           "max_epochs": tagger.max_epochs,
            "threads": torch.get_num_threads(), "machine": f"{info['cpu']} ({info['cpu_cores']} cores)",
            "history": [{k: round(float(v), 5) for k, v in h.items()} for h in tagger.history_],
            "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -89,7 +89,8 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     assert "nothing chosen on the scored fold" in text
     assert "| system | chirp | noise_burst | tone | macro | fold 4 only (untouched) |" in text
     assert "| default | weak only" in text and "| default | strong, 180 validation clips" in text
-    assert "The default recipe on all 32 clips" in text
+    assert "The default recipe on all 32 clips, timing run cut to 1 epochs" in text  # --max-epochs 1: a projection
+    assert "not a measured full fit" in text
     assert png.stat().st_size > 10_000 and "](images/clip.png)" in text
     res = json.loads(js.read_text())
     assert set(res["summary"]) == {"default", "att_loc", "gmm"} and res["folds"] == [1]
