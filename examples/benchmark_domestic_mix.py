@@ -484,7 +484,8 @@ def write_report(args, rows, d, info):
     missing = [(s, f, sd) for s in systems for f in folds for sd in seeds if not any(r["fold"] == f and r["seed"] == sd for r in by[s])]
     if missing:
         L.append(f"> **Incomplete:** {len(missing)} (system, fold, seed) jobs missing: {missing[:12]}"
-                 f"{' ...' if len(missing) > 12 else ''}. Means use complete seeds only.\n")
+                 f"{' ...' if len(missing) > 12 else ''}. Means over folds use seeds with every fold only "
+                 "(`–` where there is none); per-fold tables and paired differences show what was run.\n")
 
     L.append("## Summary\n")
     L.append("Tagging: macro EER (DCASE 2016 Task 4; lower is better). Localization of the `localize` output: "
@@ -511,7 +512,9 @@ def write_report(args, rows, d, info):
     for s in systems:
         per = np.nanmean([r["eer"] for r in by[s]], axis=0)
         f4 = [r for r in by[s] if r["fold"] == 4]
-        L.append(f"| {s} | " + " | ".join(fmt(x) for x in per) + f" | {ms(by[s], 'eer', folds)} | "
+        covered = sorted({r["fold"] for r in by[s]})
+        label = s if covered == folds else f"{s} (fold {', '.join(map(str, covered))} only)"
+        L.append(f"| {label} | " + " | ".join(fmt(x) for x in per) + f" | {ms(by[s], 'eer', folds)} | "
                  f"{ms(f4, 'eer', [4]) if f4 else '–'} |")
     L.append("")
     L.append("Macro EER per scored fold (mean over seeds):\n")
@@ -522,24 +525,28 @@ def write_report(args, rows, d, info):
         L.append(f"| {s} | " + " | ".join(cells) + " |")
     L.append("")
     if "default" in by:
-        L.append("Paired differences, `default` minus each system, per fold (mean over seeds; negative: `default` "
-                 "is better), and the share of (fold, seed) pairs that `default` wins:\n")
+        L.append("Paired differences, `default` minus each system, per fold (mean over the seeds both ran; `default` "
+                 "is better where the EER difference is negative and the AUC and F1 differences positive), the mean "
+                 "over the folds both ran, and the share of (fold, seed) pairs that `default` wins:\n")
         L.append("| metric | system | " + " | ".join(f"fold {f}" for f in folds) + " | mean | default wins |")
         L.append("|---" * (len(folds) + 4) + "|")
         for key, sign in (("eer", 1), ("within_clip_auc", -1), ("weak.event_f1", -1)):
             for s in systems:
                 if s == "default":
                     continue
-                diffs, wins, n = [], 0, 0
+                diffs, cells, wins, n = [], [], 0, 0
                 for f in folds:
                     pairs = [(_get(a, key), _get(b, key)) for a in by["default"] for b in by[s]
                              if a["fold"] == f and b["fold"] == f and a["seed"] == b["seed"]]
                     if pairs:
                         diffs.append(float(np.mean([a - b for a, b in pairs])))
+                        cells.append(f"{diffs[-1]:+.3f}")
                         wins += sum((a - b) * sign < 0 for a, b in pairs)
                         n += len(pairs)
+                    else:
+                        cells.append("–")
                 if diffs:
-                    L.append(f"| {key} | {s} | " + " | ".join(f"{x:+.3f}" for x in diffs) + f" | {np.mean(diffs):+.3f} | {wins}/{n} |")
+                    L.append(f"| {key} | {s} | " + " | ".join(cells) + f" | {np.mean(diffs):+.3f} | {wins}/{n} |")
         L.append("")
 
     L.append("PSDS of the raw `localize` output, for comparison (no smoothing, no clip probability):\n")
@@ -628,7 +635,8 @@ def write_report(args, rows, d, info):
                      "from a measured rate, not a measured full fit.")
     if getattr(args, "full_fits", []):
         L.append("")
-    L.append("Cross-validation fits (1 torch thread per process, two processes on the 2 cores):\n")
+    L.append("Cross-validation fits (1 torch thread per process, two or more processes sharing the 2 cores, so "
+             "each is slower than a fit alone):\n")
     L.append("| system | fit, min (mean, min-max) | epochs | clips/s in training | scoring 600 clips, s |")
     L.append("|---|---|---|---|---|")
     for s in systems:
