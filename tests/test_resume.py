@@ -119,8 +119,11 @@ def test_fit_killed_mid_run_resumes_from_its_last_checkpoint(tmp_path, uninterru
     assert resumed.n_epochs_ == MAX and [h["epoch"] for h in resumed.history_] == list(range(MAX))
     # On the CPU the resumed fit is the uninterrupted one: same losses, same weights (bit for
     # bit with one thread; with several, the killed child's multithreaded matmuls may differ
-    # in the last float32 bit, measured at 3e-8 in CI with 2 threads).
-    assert resumed.history_ == uninterrupted.history_
+    # in the last float32 bit: measured at 3e-8 on the weights and 6e-8 on a logged loss in
+    # CI with 2 threads).
+    assert [sorted(h) for h in resumed.history_] == [sorted(h) for h in uninterrupted.history_]
+    for got, want in zip(resumed.history_, uninterrupted.history_):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-7)
     np.testing.assert_allclose(resumed.predict_proba(X), uninterrupted.predict_proba(X), rtol=1e-6, atol=1e-7)
     assert os.listdir(ckpt_dir) == ["last.ckpt"]  # a successful fit cleans leftover temporary files
 
