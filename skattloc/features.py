@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
 from ._checks import check_int, check_positive_int
+from .timing import with_frame_timing
 
 __all__ = ["AudioLoadError", "FEATURE_PARAMS", "LogMelExtractor", "LowSampleRateWarning", "load_audio"]
 
@@ -386,6 +387,24 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
 
     # ---------------------------------------------------------------- timing
     @property
+    def frame_timing(self):
+        """The :class:`~skattloc.timing.FrameTiming` of these features: ``hop_s`` =
+        :attr:`hop_seconds`, ``offset_s`` = :attr:`frame_offset_seconds`.
+
+        The one owner of the frame-to-seconds conversion: :meth:`transform` hands it on
+        with its frames, and a tagger fitted on them records it (``frame_timing_``).
+
+        Examples
+        --------
+        >>> from skattloc.features import LogMelExtractor
+        >>> LogMelExtractor(hop_length=160, n_fft=400).frame_timing
+        FrameTiming(hop_s=0.01, offset_s=0.0075)
+        """
+        from .timing import FrameTiming
+
+        return FrameTiming(self.hop_seconds, self.frame_offset_seconds)
+
+    @property
     def hop_seconds(self):
         """Frame hop in seconds, ``hop_length / sr`` (0.016 by default)."""
         return self.hop_length / self.sr
@@ -594,9 +613,11 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
 
         Returns
         -------
-        features : np.ndarray of float32, shape (n_clips, n_frames, n_mels), or list
+        features : FrameArray of float32, shape (n_clips, n_frames, n_mels), or FrameList
             A 3-D array when all clips have the same number of frames, else a
-            list of (n_frames_i, n_mels) float32 arrays.
+            list of (n_frames_i, n_mels) float32 arrays. Either carries the
+            :attr:`frame_timing` of the frames (:class:`skattloc.timing.FrameArray`, an
+            ordinary ndarray otherwise), which a tagger fitted on them records.
 
         Raises
         ------
@@ -635,9 +656,7 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         feats = [f for f, _ in out]
         self._warn_low_rates([(os.fspath(x), rate) for x, (_, rate) in zip(items, out) if rate is not None], len(items))
-        if len({f.shape for f in feats}) == 1:
-            return np.stack(feats)
-        return feats
+        return with_frame_timing(np.stack(feats) if len({f.shape for f in feats}) == 1 else feats, self.frame_timing)
 
     def _warn_low_rates(self, rates, n_total):
         """One :class:`LowSampleRateWarning` for the files whose rate leaves bands empty."""
