@@ -207,6 +207,30 @@ def feature_stats(X: ClipsLike, eps: float = 1e-5):
     return mean, np.maximum(np.sqrt(var), eps)
 
 
+def min_features(frontend: str, kernel_size: int) -> int:
+    """Fewest features per frame the network takes: the paper's per-frame CNN needs a
+    kernel's width (a valid convolution over frequency), the 2-D front end one."""
+    return kernel_size if frontend == "frame_cnn" else 1
+
+
+def split_validation(n: int, fraction: float, rng: np.random.RandomState, requested=None):
+    """``(train_idx, val_idx)``: a random ``fraction`` of ``n`` clips held out (sorted
+    indices; ``val_idx`` is None when ``fraction`` is 0). ``requested`` is the value to name
+    in the error (e.g. ``"auto"``)."""
+    train_idx = np.arange(n)
+    if fraction <= 0:
+        return train_idx, None
+    n_val = int(round(fraction * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(
+            f"validation_fraction={fraction if requested is None else requested} leaves {n_val} validation and "
+            f"{n - n_val} training clips out of {n}; both must be at least 1 (n_samples={n}): "
+            f"give more clips, or set validation_fraction=0"
+        )
+    perm = rng.permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def subset(X: ClipsLike, idx: np.ndarray) -> ClipsLike:
     idx = np.asarray(idx)
     if idx.ndim == 1 and len(idx) == len(X) and np.array_equal(idx, np.arange(len(X))):

@@ -22,21 +22,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import _fastpath
+# The option lists and the argument checks live in the torch-free parameter table.
+from .params import FRONTENDS, LOC_ACTIVATIONS, LOC_DENOMINATORS, LOC_INPUTS, POOLINGS, validate_params  # noqa: F401
 
-# The paper's three poolings, then two multiple-instance poolings built for localization
-# under weak labels: linear softmax (Wang, Li & Metze, ICASSP 2019) and auto-pool with a
-# learned per-class alpha (McFee, Salamon & Bello, IEEE/ACM TASLP 2018).
-POOLINGS = ("att_loc", "att", "mean", "linear_softmax", "auto")
-# How z_loc(t) of eq. (6) is normalized: "softmax" over classes (the paper) or a per-class
-# "sigmoid" (each class weighs frames on its own; eq. 8 still normalizes over time).
-LOC_ACTIVATIONS = ("softmax", "sigmoid")
-# Denominator of eq. (8): sum_t z_loc(t) (the paper) or sum_t z_att(t) z_loc(t).
-LOC_DENOMINATORS = ("loc", "att_loc")
-# What eq. (6) reads: the attention-scaled CNN output of eq. (4) (the paper) or the GRU output.
-LOC_INPUTS = ("cnn", "rnn")
-# The front end before the GRUs: the paper's per-frame CNN over frequency, or a stack of
-# 2-D conv blocks over time and frequency (3x3 kernels, batch norm, ReLU, max-pooling).
-FRONTENDS = ("frame_cnn", "conv2d")
 
 # Lower bound on the eq. (8) denominator and the attention-weighted mean, so that a class
 # whose localization weight vanishes everywhere gives 0 rather than NaN.
@@ -304,10 +292,12 @@ class CGRNN(nn.Module):
         time_pool: int = 1,
     ):
         super().__init__()
-        check_architecture(
-            n_mels=n_mels, pooling=pooling, loc_activation=loc_activation, loc_denominator=loc_denominator,
-            loc_background=loc_background, loc_input=loc_input, frontend=frontend, kernel_size=kernel_size,
-            conv_blocks=conv_blocks, time_pool=time_pool,
+        validate_params(  # the parameter table's rules for the network (skattloc.params)
+            dict(n_filters=n_filters, kernel_size=kernel_size, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
+                 dense_units=dense_units, dropout=dropout, pooling=pooling, loc_activation=loc_activation,
+                 loc_denominator=loc_denominator, loc_background=loc_background, loc_input=loc_input,
+                 frontend=frontend, conv_blocks=conv_blocks, time_pool=time_pool),
+            group="network", n_features=n_mels,
         )
         self.n_mels = n_mels
         self.n_classes = n_classes
@@ -480,39 +470,6 @@ def _upsample(a: torch.Tensor, factor: int, n_frames: int) -> torch.Tensor:
     rest = tuple(a.shape[2:])
     a = a.unsqueeze(2).expand(b, t, factor, *rest)
     return a.reshape(b, t * factor, *rest)[:, :n_frames]
-
-
-def check_architecture(*, n_mels, pooling, loc_activation, loc_denominator, loc_background, loc_input,
-                       frontend, kernel_size, conv_blocks, time_pool) -> None:
-    """Raise ValueError for an architecture :class:`CGRNN` cannot build; the estimator calls
-    it in ``fit`` (with the feature count) so that the message names the parameter."""
-    for name, value, allowed in (
-        ("pooling", pooling, POOLINGS),
-        ("loc_activation", loc_activation, LOC_ACTIVATIONS),
-        ("loc_denominator", loc_denominator, LOC_DENOMINATORS),
-        ("loc_input", loc_input, LOC_INPUTS),
-        ("frontend", frontend, FRONTENDS),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    if not isinstance(loc_background, (bool, np.bool_)):
-        raise ValueError(f"loc_background must be True or False, got {loc_background!r}")
-    if frontend == "frame_cnn":
-        if kernel_size > n_mels:
-            raise ValueError(
-                f"kernel_size={kernel_size} is larger than the {n_mels} input features per "
-                f"frame; the valid convolution over frequency needs kernel_size <= n_mels"
-            )
-        if time_pool != 1:
-            raise ValueError(f"time_pool={time_pool} needs frontend='conv2d'; the paper's frame_cnn keeps every frame (time_pool=1)")
-    else:
-        if not (isinstance(time_pool, int) and time_pool >= 1 and time_pool & (time_pool - 1) == 0):
-            raise ValueError(f"time_pool must be a power of 2 (1, 2, 4...), got {time_pool!r}")
-        if time_pool > 2 ** conv_blocks:
-            raise ValueError(
-                f"time_pool={time_pool} needs at least {time_pool.bit_length() - 1} conv blocks "
-                f"(each halves time at most once), got conv_blocks={conv_blocks}"
-            )
 
 
 def clip_bce(clip: torch.Tensor, target: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

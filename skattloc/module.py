@@ -12,8 +12,7 @@ from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, Mul
 from torchmetrics.utilities import dim_zero_cat
 
 from .model import CGRNN, clip_bce, length_mask
-
-LR_SCHEDULES = ("constant", "cosine")
+from .params import LR_SCHEDULES  # the option list lives in the torch-free parameter table
 
 
 def spec_augment(x, lengths, n_masks, time_width, freq_width, fill):

@@ -307,6 +307,19 @@ class FeatureStore(ClipSequence):
         return self._n_features
 
     @property
+    def frame_timing(self):
+        """The :class:`~skattloc.timing.FrameTiming` of the extractor recorded in
+        ``meta.json`` (:meth:`from_audio` records it), or None; a tagger fitted on these
+        clips records it."""
+        from .features import LogMelExtractor
+
+        params = (self.meta.get("metadata") or {}).get("extractor")
+        try:
+            return LogMelExtractor(**params).frame_timing if isinstance(params, dict) else None
+        except (TypeError, ValueError, ZeroDivisionError):  # settings of another kind of extractor
+            return None
+
+    @property
     def frames(self) -> np.ndarray:
         """All frames as a read-only memory map, shape (n_total_frames, n_features)."""
         return np.load(self.path / "frames.npy", mmap_mode="r")
@@ -552,6 +565,12 @@ class AudioFeatures(ClipSequence):
     @property
     def n_features(self) -> int:
         return int(self.extractor.n_mels)
+
+    @property
+    def frame_timing(self):
+        """The extractor's :class:`~skattloc.timing.FrameTiming`; a tagger fitted on these
+        clips records it."""
+        return self.extractor.frame_timing
 
     def _n_base(self) -> int:
         return len(self.paths)

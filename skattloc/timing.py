@@ -107,6 +107,12 @@ class FrameTiming:
         """A duration in frames as seconds, ``frames * hop_s``."""
         return float(frames) * self.hop_s
 
+    def matches(self, other: "FrameTiming", rel: float = 1e-9) -> bool:
+        """The same timing up to float rounding (``hop_length / sr`` computed two ways)."""
+        return math.isclose(self.hop_s, other.hop_s, rel_tol=rel) and math.isclose(
+            self.offset_s, other.offset_s, rel_tol=rel, abs_tol=rel * self.hop_s
+        )
+
     # ------------------------------------------------------------------ plain data
     def to_dict(self) -> dict:
         """``{"hop_s": ..., "offset_s": ...}``: what a model file stores."""

@@ -39,11 +39,11 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback, Checkpoint, EarlyStopping
 from lightning.pytorch.callbacks.weight_averaging import WeightAveraging
-from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ._version import __version__
 from .data import move_to_device_if_small
+from .params import check_callbacks, check_logger, resume_params  # noqa: F401  (check_* were public here)
 from .persistence import ModelFileError, atomic_torch_save, plain_data, refusal_reason, safe_torch_load
 
 __all__ = [
@@ -53,8 +53,6 @@ __all__ = [
     "History",
     "LastCheckpoint",
     "TrainingState",
-    "check_callbacks",
-    "check_logger",
     "check_resume",
     "check_trainer_settings",
     "checkpoint_callbacks",
@@ -73,44 +71,7 @@ __all__ = [
 #: The file that ``fit`` writes in ``checkpoint_dir`` after every epoch.
 CHECKPOINT_NAME = "last.ckpt"
 _STATE_KEY = "skattloc_training_state"
-# Parameters a resumed fit must share with the interrupted one: the network's shape and
-# what decides the data split and the batches.
-_RESUME_PARAMS = (
-    "pooling", "loc_activation", "loc_denominator", "loc_background", "loc_input", "frontend", "conv_blocks",
-    "time_pool", "n_filters", "kernel_size", "rnn_hidden", "rnn_layers", "dense_units", "batch_size",
-    "validation_fraction",
-)
 _LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
-
-
-# ---------------------------------------------------------------------------- parameters
-def check_callbacks(value, name="callbacks"):
-    """Raise ``ValueError`` unless ``value`` is None or a list of Lightning callbacks.
-
-    Examples
-    --------
-    >>> from skattloc.training import History, check_callbacks
-    >>> check_callbacks([History()]) is not None
-    True
-    """
-    if value is not None and (not isinstance(value, (list, tuple)) or not all(isinstance(c, Callback) for c in value)):
-        raise ValueError(f"{name} must be None or a list of lightning.pytorch Callback objects, got {value!r}")
-    return value
-
-
-def check_logger(value, name="logger"):
-    """Raise ``ValueError`` unless ``value`` is a bool, a Lightning logger or a list of them.
-
-    Examples
-    --------
-    >>> from skattloc.training import check_logger
-    >>> check_logger(False)
-    False
-    """
-    loggers = value if isinstance(value, (list, tuple)) else [value]
-    if not (isinstance(value, bool) or all(isinstance(lg, Logger) for lg in loggers)):
-        raise ValueError(f"{name} must be True, False or a lightning.pytorch logger (or a list of them), got {value!r}")
-    return value
 
 
 # ---------------------------------------------------------------------------- the Trainer
@@ -530,7 +491,8 @@ def fit_fingerprint(estimator, seed, n_features, classes, Y) -> dict:
         "n_features": int(n_features),
         "classes": plain_data(np.asarray(classes).tolist())[1],
         "y_sha1": hashlib.sha1(np.ascontiguousarray(Y, dtype=np.float32).tobytes()).hexdigest(),
-        "params": {k: plain_data(params[k])[1] for k in _RESUME_PARAMS if k in params},
+        # the parameters a resume must match, declared in the parameter table (skattloc.params)
+        "params": {k: plain_data(params[k])[1] for k in resume_params() if k in params},
         "skattloc_version": __version__,
     }
 
