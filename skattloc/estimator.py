@@ -16,7 +16,6 @@ torch and Lightning are imported by the methods that need them (``fit``, inferen
 from __future__ import annotations
 
 import copy
-import os
 import warnings
 from typing import TYPE_CHECKING, List
 
@@ -28,7 +27,7 @@ from . import _checks
 from . import params as _params
 from .params import EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
 from .tags import decode_tags, encode_tags, tagger_sklearn_tags
-from .timing import as_frame_timing, frame_timing_of
+from .timing import as_frame_timing, common_timing, frame_timing_of
 
 if TYPE_CHECKING:  # for readers and type checkers; imported where used
     from .model import CGRNN
@@ -195,21 +194,6 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
             delattr(self, name)
 
-    def _fit_timing(self, warm, *clips):
-        """The frame timing to record: ``frame_timing``, else what the clips carry; they
-        must all agree (and, with ``warm_start``, agree with ``frame_timing_``)."""
-        given = as_frame_timing(self.frame_timing)
-        found = [(t, name) for t, name in [(given, "frame_timing")] + [(frame_timing_of(x), n) for x, n in clips] if t is not None]
-        if warm and getattr(self, "frame_timing_", None) is not None:
-            found.append((self.frame_timing_, "the fitted frame_timing_"))
-        for t, name in found[1:]:
-            if not t.matches(found[0][0]):
-                raise ValueError(
-                    f"{name} has frames with {t}, but {found[0][1]} says {found[0][0]}: one tagger "
-                    f"needs one frame timing (compute every clip with the same extractor settings)"
-                )
-        return found[0][0] if found else None
-
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, *, X_val=None, y_val=None):
         """Train on clips with clip-level tags.
@@ -267,13 +251,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         """
         from . import data as _data
         from . import training as _training
-        from .module import AttLocModule
-
         self._validate_params()
         _training.check_trainer_settings(self)  # bad Lightning settings fail before any work
         resume_from = _training.resume_checkpoint(self)
         warm = bool(self.warm_start) and hasattr(self, "model_") and resume_from is None
-        timing = self._fit_timing(warm, (X, "X"), (X_val, "X_val"))
+        timing = common_timing(("frame_timing", as_frame_timing(self.frame_timing)), ("X", frame_timing_of(X)),
+                               ("X_val", frame_timing_of(X_val)),
+                               ("the fitted frame_timing_", getattr(self, "frame_timing_", None) if warm else None))
         if not warm:  # a fit that then fails leaves the estimator unfitted, never half old, half new
             self._forget_fit()
         min_features = _data.min_features(self.frontend, self.kernel_size)
@@ -301,6 +285,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             n, 0.0 if X_val is not None else fraction, np.random.RandomState(seed), self.validation_fraction
         )
         X_train = _data.subset(X, train_idx)  # X itself when there is no validation split
+        val = (_data.subset(X, val_idx), Yb[val_idx]) if val_idx is not None else None if X_val is None else (X_val, Y_val)
         with _training.seeded(seed, self.verbose):
             if warm:  # a copy: a fit that fails (e.g. NaN loss) leaves model_ as it was
                 model = copy.deepcopy(self.model_).train()
@@ -308,35 +293,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 mean, scale = _data.feature_stats(X_train)
                 model = self._build_model(len(mean), Yb.shape[1])
                 model.set_input_stats(mean, scale)
-            module = AttLocModule(model, spec_augment=int(self.spec_augment), **{
-                k: getattr(self, k) for k in ("learning_rate", "weight_decay", "lr_schedule", "time_mask_width",
-                                              "freq_mask_width", "mixup_alpha")})
-            train_dl = _data.train_loader(X_train, Yb[train_idx], self.batch_size, seed, self.num_workers)
-            val_dl = None
-            if val_idx is not None:
-                val_dl = _data.train_loader(_data.subset(X, val_idx), Yb[val_idx], self.batch_size, seed, 0, shuffle=False)
-            elif X_val is not None:
-                val_dl = _data.train_loader(X_val, Y_val, self.batch_size, seed, 0, shuffle=False)
-            history = _training.History()
-            ckpt_callbacks, plugins, created_dir = [], [], False
-            if self.checkpoint_dir is not None:
-                fingerprint = _training.fit_fingerprint(self, seed, model.n_mels, self.classes_, Yb)
-                if resume_from is not None:
-                    _training.check_resume(resume_from, saved, fingerprint)
-                created_dir = not os.path.isdir(self.checkpoint_dir)
-                ckpt_callbacks, plugins = _training.checkpoint_callbacks(self, fingerprint, train_dl.generator)
-            stopping = (self.early_stopping_metric, EARLY_STOPPING_METRICS[self.early_stopping_metric])
-            trainer = _training.make_trainer(
-                self, history, ckpt_callbacks, plugins, early_stopping=stopping if (self.early_stopping and val_dl is not None) else None
-            )
-            _training.place_small_data(trainer, [train_dl, val_dl])
-            _training.run_fit(  # Ctrl-C raises KeyboardInterrupt (Lightning's is SystemExit(1))
-                trainer, module, train_dataloaders=train_dl, val_dataloaders=val_dl,
-                ckpt_path=None if resume_from is None else os.fspath(resume_from),
-                weights_only=True if resume_from is not None else None,
-            )
-        if self.checkpoint_dir is not None:
-            _training.clean_checkpoint_dir(self, created_dir)
+            module = _training.train_network(self, model, (X_train, Yb[train_idx]), val, seed, Yb,
+                                             resume_from, saved if resume_from is not None else None)
         model = module.model.cpu().float().eval()  # float32 whatever the training precision ("bf16-true", "64-true")
         self.model_ = model
         self.n_features_in_ = model.n_mels

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FrameArray", "FrameList", "FrameTiming", "as_frame_timing", "frame_timing_of", "with_frame_timing"]
+__all__ = ["FrameArray", "FrameList", "FrameTiming", "as_frame_timing", "common_timing", "frame_timing_of", "with_frame_timing"]
 
 
 def _finite(value, name: str) -> float:
@@ -224,6 +224,30 @@ def with_frame_timing(frames, timing: FrameTiming):
         out.frame_timing = timing
         return out
     return FrameList(frames, timing)
+
+
+def common_timing(*named):
+    """The one timing of ``(name, FrameTiming or None)`` pairs (None when all are None).
+
+    Raises
+    ------
+    ValueError
+        Two of them differ (naming both): one tagger needs one frame timing.
+
+    Examples
+    --------
+    >>> from skattloc.timing import FrameTiming, common_timing
+    >>> common_timing(("frame_timing", None), ("X", FrameTiming(0.032)))
+    FrameTiming(hop_s=0.032, offset_s=0.0)
+    """
+    found = [(name, t) for name, t in named if t is not None]
+    for name, t in found[1:]:
+        if not t.matches(found[0][1]):
+            raise ValueError(
+                f"{name} has frames with {t}, but {found[0][0]} says {found[0][1]}: one tagger "
+                f"needs one frame timing (compute every clip with the same extractor settings)"
+            )
+    return found[0][1] if found else None
 
 
 def frame_timing_of(X):

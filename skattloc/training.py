@@ -43,7 +43,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from ._version import __version__
 from .data import move_to_device_if_small
-from .params import check_callbacks, check_logger, resume_params  # noqa: F401  (check_* were public here)
+from .params import EARLY_STOPPING_METRICS, check_callbacks, check_logger, resume_params  # noqa: F401  (check_* were public here)
 from .persistence import ModelFileError, atomic_torch_save, plain_data, refusal_reason, safe_torch_load
 
 __all__ = [
@@ -329,6 +329,57 @@ class _InterruptWatch(Callback):
     def on_exception(self, trainer, pl_module, exception):
         if isinstance(exception, KeyboardInterrupt):
             self.interrupt = exception
+
+
+def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved=None):
+    """Train ``model`` as ``estimator``'s parameters say: the LightningModule, the loaders,
+    checkpoints and resume, early stopping, the Trainer. Returns the trained module.
+
+    Parameters
+    ----------
+    estimator : AttLocTagger
+    model : CGRNN
+        Built and seeded by the caller (inside :func:`seeded`).
+    train, val : (clips, 0/1 tags (n_clips, n_classes))
+        Training and validation data; ``val`` may be None.
+    seed : int
+        Seeds the batch order.
+    Y : ndarray (n_clips, n_classes)
+        All of ``fit``'s tags (the resume fingerprint's).
+    resume_from, saved : path and fingerprint of the checkpoint a resumed fit continues.
+
+    Returns
+    -------
+    AttLocModule
+        With the trained ``model`` and the per-epoch ``epoch_history``.
+    """
+    from . import data as _data
+    from .module import AttLocModule
+
+    keywords = [k for k in inspect.signature(AttLocModule.__init__).parameters if k not in ("self", "model")]
+    module = AttLocModule(model, **{k: getattr(estimator, k) for k in keywords})
+    train_dl = _data.train_loader(*train, estimator.batch_size, seed, estimator.num_workers)
+    val_dl = None if val is None else _data.train_loader(*val, estimator.batch_size, seed, 0, shuffle=False)
+    history = History()
+    ckpt_callbacks, plugins, created_dir = [], [], False
+    if estimator.checkpoint_dir is not None:
+        fingerprint = fit_fingerprint(estimator, seed, model.n_mels, estimator.classes_, Y)
+        if resume_from is not None:
+            check_resume(resume_from, saved, fingerprint)
+        created_dir = not os.path.isdir(estimator.checkpoint_dir)
+        ckpt_callbacks, plugins = checkpoint_callbacks(estimator, fingerprint, train_dl.generator)
+    metric = estimator.early_stopping_metric
+    stopping = (metric, EARLY_STOPPING_METRICS[metric]) if (estimator.early_stopping and val_dl is not None) else None
+    trainer = make_trainer(estimator, history, ckpt_callbacks, plugins, early_stopping=stopping)
+    place_small_data(trainer, [train_dl, val_dl])
+    run_fit(  # Ctrl-C raises KeyboardInterrupt (Lightning's is SystemExit(1))
+        trainer, module, train_dataloaders=train_dl, val_dataloaders=val_dl,
+        ckpt_path=None if resume_from is None else os.fspath(resume_from),
+        weights_only=True if resume_from is not None else None,
+    )
+    if estimator.checkpoint_dir is not None:
+        clean_checkpoint_dir(estimator, created_dir)
+    return module
 
 
 def run_fit(trainer, module, **kwargs):
