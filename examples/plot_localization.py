@@ -55,8 +55,7 @@ i = int(np.argmax(Y[test].sum(axis=1)))  # a held-out clip with several events
 outputs = tagger.frame_outputs(X[test][i : i + 1])[0]
 truth = [(on, off, label) for c, on, off, label in events if c == test[i]]
 fig = plot_localization(X[test][i], scores[i], classes, events=truth, attention=outputs["att"],
-                        hop_s=extractor.hop_seconds, offset_s=extractor.frame_offset_seconds,
-                        clip_scores=proba[i], title=f"held-out clip {test[i]}")
+                        timing=extractor.frame_timing, clip_scores=proba[i], title=f"held-out clip {test[i]}")
 
 # %%
 # How well do the frame scores find the events on all held-out clips? The frame-level
@@ -64,8 +63,8 @@ fig = plot_localization(X[test][i], scores[i], classes, events=truth, attention=
 from skattloc.events import events_to_frames
 from skattloc.metrics import frame_auc
 
-truth_frames = events_to_frames(events, None, classes, X.shape[1], hop_s=extractor.hop_seconds,
-                                offset_s=extractor.frame_offset_seconds, n_clips=len(X))[test]
+truth_frames = events_to_frames(events, None, classes, X.shape[1], timing=extractor.frame_timing,
+                                n_clips=len(X))[test]
 print("frame AUC per tag:", np.round(frame_auc(truth_frames, scores, average=None), 3))
 
 # %%

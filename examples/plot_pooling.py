@@ -24,8 +24,7 @@ audio, Y, events = make_weak_events(n_clips=160, n_classes=3, duration=2.0, rand
 extractor = LogMelExtractor()
 X = extractor.fit_transform(audio)
 train, test = np.arange(120), np.arange(120, 160)
-truth = events_to_frames(events, None, classes, X.shape[1], hop_s=extractor.hop_seconds,
-                         offset_s=extractor.frame_offset_seconds, n_clips=len(X))[test]
+truth = events_to_frames(events, None, classes, X.shape[1], timing=extractor.frame_timing, n_clips=len(X))[test]
 
 results = {}
 for pooling in ("att_loc", "att", "mean", "linear_softmax"):

@@ -84,7 +84,7 @@ from matplotlib.figure import Figure
 
 pp = tagger.get_event_postprocessor()
 i = int(np.flatnonzero(Y[test].sum(1) >= 1)[0])
-smoothed = pp.smooth(tagger.localize(X[test][i : i + 1]), hop_s=extractor.hop_seconds)[0]
+smoothed = pp.smooth(tagger.localize(X[test][i : i + 1]), timing=extractor.frame_timing)[0]
 t_axis = extractor.frame_times(len(smoothed))
 fig = Figure(figsize=(7, 3.5), layout="constrained")
 ax = fig.subplots()

@@ -68,8 +68,7 @@ def main(out_dir="."):
     scores = tagger.localize(X[test])  # (n_test, n_frames, n_classes), values in [0, 1]
     n_frames = X.shape[1]
     truth = events_to_frames(
-        events, None, CLASSES, n_frames, hop_s=ext.hop_seconds, offset_s=ext.frame_offset_seconds,
-        n_clips=len(X),
+        events, None, CLASSES, n_frames, timing=ext.frame_timing, n_clips=len(X),
     )[test]
     print("Held-out frame-level localization (higher is better):")
     print(f"  frame AUC            {frame_auc(truth, scores):.3f}")
@@ -105,7 +104,7 @@ def _plot(features, frame_scores, attention, true_events, clip_scores, ext, path
     if plot_localization is not None:
         fig = plot_localization(
             features, frame_scores, CLASSES, events=true_events, attention=attention,
-            hop_s=ext.hop_seconds, offset_s=ext.frame_offset_seconds, clip_scores=clip_scores,
+            timing=ext.frame_timing, clip_scores=clip_scores,
         )
     else:
         from matplotlib.figure import Figure

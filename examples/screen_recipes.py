@@ -122,7 +122,7 @@ def run(args):
     names_va = [d["filenames"][i] for i in va]
     keep = set(names_va)
     strong_va = [e for e in d["strong"] if e[0] in keep]
-    truth = events_to_frames(strong_va, names_va, d["classes"], n_frames, hop_s=d["hop_s"], offset_s=d["offset_s"])
+    truth = events_to_frames(strong_va, names_va, d["classes"], n_frames, timing=(d["hop_s"], d["offset_s"]))
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
@@ -187,10 +187,10 @@ def study_events(args):
             warnings.simplefilter("ignore")
             for names, Y, clip, S, (h0, h1) in runs:
                 for A, B in ((h0, h1), (h1, h0)):
-                    pp = EventPostprocessor.calibrate(S[A], clip[A], Y[A], classes, d["hop_s"], d["offset_s"], **kw)
+                    pp = EventPostprocessor.calibrate(S[A], clip[A], Y[A], classes, timing=(d["hop_s"], d["offset_s"]), **kw)
                     nB = [names[i] for i in B]
                     keep = set(nB)
-                    est = pp.decode(S[B], clip[B], nB, d["hop_s"], d["offset_s"], d["duration"])
+                    est = pp.decode(S[B], clip[B], nB, timing=(d["hop_s"], d["offset_s"]), clip_duration=d["duration"])
                     ref = [e for e in d["strong"] if e[0] in keep]
                     scores.append(event_based_metrics(ref, est, classes, filenames=nB)["f_measure"])
         rows.append((float(np.mean(scores)), kw, [round(x, 3) for x in scores]))

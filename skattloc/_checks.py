@@ -29,6 +29,7 @@ __all__ = [
     "check_finite_clips",
     "check_folder_path",
     "check_frame_pairs",
+    "check_frame_scores",
     "check_int",
     "check_number",
     "check_option",
@@ -396,6 +397,70 @@ def as_clip_list(x, name: str) -> list:
         if c.ndim != 2:
             raise ValueError(f"{name}[{i}] must be 2-D (n_frames, n_classes); got shape {c.shape}.")
         clips.append(c)
+    return clips
+
+
+def check_frame_scores(frame_scores, n_classes=None, name: str = "frame_scores", *, min_frames: int = 0) -> list:
+    """Frame scores, clip by clip: finite, each clip ``(n_frames_i, n_classes)`` with one
+    ``n_classes``; the one check of frame scores that events, post-processing and PSDS share.
+
+    Parameters
+    ----------
+    frame_scores : ndarray or list of ndarray
+        ``(n_clips, n_frames, n_classes)``, a list of ``(n_frames_i, n_classes)`` arrays, or
+        one ``(n_frames, n_classes)`` array (one clip).
+    n_classes : int, optional
+        The number of class columns every clip must have (``len(classes)``); default:
+        that of clip 0.
+    name : str, default="frame_scores"
+        How the messages name the argument.
+    min_frames : int, default=0
+        Fewest frames a clip may have (1: refuse empty clips).
+
+    Returns
+    -------
+    list of ndarray
+        One float64 ``(n_frames_i, n_classes)`` array per clip (views of a float64 input,
+        not copies).
+
+    Raises
+    ------
+    ValueError
+        No clip, a clip that is not 2-D, a clip with another number of class columns or
+        fewer than ``min_frames`` frames, or NaN / infinite scores; the message names the
+        clip.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc._checks import check_frame_scores
+    >>> [c.shape for c in check_frame_scores(np.zeros((4, 2)), 2)]  # one 2-D array: one clip
+    [(4, 2)]
+    >>> check_frame_scores([np.zeros((4, 2)), np.zeros((3, 3))], 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: frame_scores[1] has shape (3, 3): 3 class columns but classes has 2 labels; expected (n_frames, 2).
+    """
+    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
+        frame_scores = [frame_scores]
+    clips = as_clip_list(frame_scores, name)
+    if not clips:
+        raise ValueError(f"Empty input: {name} contains no clips; expected at least one (n_frames, n_classes) array.")
+    expected = clips[0].shape[1] if n_classes is None else int(n_classes)
+    source = "clip 0 has" if n_classes is None else "classes has"
+    for i, c in enumerate(clips):
+        if c.shape[1] != expected:
+            raise ValueError(
+                f"{name}[{i}] has shape {c.shape}: {c.shape[1]} class columns but {source} {expected} "
+                f"{'columns' if n_classes is None else 'labels'}; expected (n_frames, {expected})."
+            )
+        if c.shape[0] < min_frames:
+            raise ValueError(f"Empty input: {name}[{i}] has no frames; expected at least {min_frames}.")
+        if not np.all(np.isfinite(c)):
+            n_bad = int(c.size - np.count_nonzero(np.isfinite(c)))
+            raise ValueError(
+                f"{name}[{i}] contains {n_bad} NaN or infinite value(s); expected finite scores (no NaN or Inf)."
+            )
     return clips
 
 

@@ -6,13 +6,25 @@ times in seconds; an *event list* is a list of such tuples, the format used by
 :func:`skattloc.metrics.event_based_metrics` and the DCASE TSV files read by
 ``sed_eval``, ``psds_eval`` and ``sed_scores_eval``.
 
-Frame-time convention
----------------------
-Frame ``i`` covers ``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)``
-seconds, where ``hop_s = hop_length / sr`` and
-``offset_s = (n_fft - hop_length) / 2 / sr`` (the convention of
-:class:`skattloc.features.LogMelExtractor`; defaults 256 / 16000 = 0.016 s and
-0.008 s).  Its center is ``offset_s + (i + 0.5) * hop_s``.
+Frame timing
+------------
+Every function here that turns frames into seconds or back takes ``timing``, the
+:class:`~skattloc.timing.FrameTiming` of the frames (or anything
+:func:`~skattloc.timing.as_frame_timing` reads: a :class:`~skattloc.LogMelExtractor`, a
+dict, a hop in seconds, a pair ``(hop_s, offset_s)``). It is required: there is no
+default, because a hop that does not match the features shifts every event time without
+a warning. Frame ``i`` covers ``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)``
+seconds (:meth:`FrameTiming.frame_edges <skattloc.timing.FrameTiming.frame_edges>`); its
+centre is ``offset_s + (i + 0.5) * hop_s``
+(:meth:`~skattloc.timing.FrameTiming.frame_times`).
+
+Decoding
+--------
+:func:`frames_to_events` and :meth:`EventPostprocessor.decode
+<skattloc.postprocessing.EventPostprocessor.decode>` share one decoder (this module's):
+per class, a median filter of the scores, a threshold with hysteresis, runs of active
+frames as events, gaps shorter than ``min_gap`` bridged, events shorter than
+``min_duration`` dropped, times cut to the clip.
 """
 from __future__ import annotations
 
@@ -21,12 +33,12 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Mapping
 
 import numpy as np
 from scipy.ndimage import median_filter as _nd_median_filter
 
 from . import _checks
+from .timing import FrameTiming, as_frame_timing
 
 __all__ = [
     "frames_to_events",
@@ -40,48 +52,60 @@ __all__ = [
 _TIME_TOL = 1e-9  # seconds; durations/gaps this close to a limit count as equal
 
 
-def _frame_clips(frame_scores):
-    """Accept (n_clips, n_frames, n_classes), list of 2-D, or one 2-D array."""
-    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
-        clips = _checks.as_clip_list([frame_scores], "frame_scores")
-    else:
-        clips = _checks.as_clip_list(frame_scores, "frame_scores")
-    if len(clips) == 0:
-        raise ValueError("Empty input: frame_scores contains no clips.")
-    n_classes = clips[0].shape[1]
-    for i, c in enumerate(clips):
-        if c.shape[1] != n_classes:
-            raise ValueError(
-                f"frame_scores[{i}] has {c.shape[1]} classes but clip 0 has {n_classes}."
-            )
-        _checks.check_finite(c, f"frame_scores[{i}]")
-    return clips
+# ---------------------------------------------------------------------- frame timing
+def check_timing(timing) -> FrameTiming:
+    """``timing`` as a :class:`~skattloc.timing.FrameTiming`; the check every function that
+    converts frames to seconds makes of its ``timing`` argument.
+
+    Parameters
+    ----------
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        What :func:`skattloc.timing.as_frame_timing` accepts. Required: None is refused.
+
+    Returns
+    -------
+    FrameTiming
+
+    Raises
+    ------
+    ValueError
+        ``timing`` is None or not a frame timing, or its hop is not > 0 seconds or its
+        offset not >= 0 seconds (the message names ``timing`` and the field).
+
+    Examples
+    --------
+    >>> from skattloc.events import check_timing
+    >>> check_timing((0.01, 0.0075))
+    FrameTiming(hop_s=0.01, offset_s=0.0075)
+    >>> check_timing(None)
+    Traceback (most recent call last):
+    ...
+    ValueError: timing is required: the frame timing of the scores (...); there is no default, ...
+    """
+    if timing is None:
+        raise ValueError(
+            "timing is required: the frame timing of the scores (a FrameTiming, a LogMelExtractor, a dict "
+            "{'hop_s', 'offset_s'}, a hop in seconds or a pair (hop_s, offset_s)); there is no default, since a "
+            "hop that does not match the features shifts every time."
+        )
+    return as_frame_timing(timing, "timing")
 
 
-def _thresholds(threshold, classes):
-    return _checks.per_class(threshold, "threshold", classes)
-
-
-def _runs(active):
-    """Start/stop (exclusive) frame indices of runs of True in a 1-D bool array."""
-    padded = np.concatenate(([False], active, [False]))
-    d = np.diff(padded.astype(np.int8))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
-def median_filter_frames(seconds, hop_s):
+def median_filter_frames(seconds, timing):
     """The median filter window, in frames, closest to ``seconds``: an odd number of frames.
 
     The ``median_filter`` argument of :func:`frames_to_events` for a window given in
     seconds: ``2 * round(seconds / hop_s / 2) + 1`` frames, or None (no filter) when that
-    is 1 frame or ``seconds`` is 0.
+    is 1 frame or ``seconds`` is 0. :class:`~skattloc.postprocessing.EventPostprocessor`
+    converts its per-class ``median_filter`` (seconds) with this function too.
 
     Parameters
     ----------
     seconds : float
         Window length in seconds, >= 0.
-    hop_s : float
-        Frame hop in seconds (``LogMelExtractor().hop_seconds``), > 0.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (:func:`check_timing`); only the hop counts, so a number
+        (the hop in seconds) will do.
 
     Returns
     -------
@@ -93,18 +117,126 @@ def median_filter_frames(seconds, hop_s):
     >>> from skattloc.events import median_filter_frames
     >>> median_filter_frames(0.1, 0.016), median_filter_frames(0.0, 0.016)
     (7, None)
+    >>> median_filter_frames(0.1, (0.032, 0.0))  # a hop twice as long: fewer frames
+    5
     """
     seconds = _checks.check_seconds(seconds, "median filter length", allow_zero=True)
-    hop_s = _checks.check_seconds(hop_s, "hop_s")
-    n = 2 * int(round(seconds / hop_s / 2)) + 1
+    timing = check_timing(timing)
+    n = 2 * int(round(timing.seconds_to_frames(seconds) / 2)) + 1
     return n if n > 1 else None
+
+
+# ---------------------------------------------------------------------- the decoder
+def _runs(active):
+    """Start/stop (exclusive) frame indices of runs of True in a 1-D bool array."""
+    padded = np.concatenate(([False], active, [False]))
+    d = np.diff(padded.astype(np.int8))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+def _hysteresis(s, high, low):
+    """(starts, stops) of the runs of ``s >= low`` that hold at least one frame ``>= high``."""
+    starts, stops = _runs(s >= low)
+    if starts.size == 0 or high <= low:
+        return starts, stops
+    hi = np.concatenate(([0], np.cumsum(s >= high)))
+    keep = hi[stops] - hi[starts] > 0
+    return starts[keep], stops[keep]
+
+
+def _median(x, width):
+    """1-D scores median-filtered over ``width`` frames (odd; 1: unchanged), edges repeated."""
+    if width > 1 and len(x):
+        return _nd_median_filter(x, size=int(width), mode="nearest")
+    return x
+
+
+def _smooth(clip, widths):
+    """A clip's ``(n_frames, n_classes)`` scores, column ``k`` median-filtered over ``widths[k]`` frames."""
+    out = clip.copy()
+    for k, w in enumerate(widths):
+        out[:, k] = _median(clip[:, k], w)
+    return out
+
+
+def _segments(onsets, offsets, min_gap, min_duration, duration):
+    """Run times (s) -> merged across gaps < ``min_gap``, cut to ``[0, duration]``, without
+    events shorter than ``min_duration``: a list of (onset, offset) pairs."""
+    merged = []
+    for on, off in zip(onsets.tolist(), offsets.tolist()):
+        if merged and on - merged[-1][1] < min_gap - _TIME_TOL:
+            merged[-1][1] = off
+        else:
+            merged.append([on, off])
+    out = []
+    for on, off in merged:
+        on, off = min(max(on, 0.0), duration), min(max(off, 0.0), duration)
+        if off > on and off - on >= min_duration - _TIME_TOL:
+            out.append((on, off))
+    return out
+
+
+def _sort_events(events):
+    try:
+        events.sort(key=lambda e: (e[0], e[1], e[3], e[2]))
+    except TypeError:  # labels or names of mixed types
+        events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
+    return events
+
+
+def _names_and_durations(filenames, clip_duration, clips, timing):
+    """One name and one duration (seconds) per clip; durations default to the seconds
+    the clip's frames cover, ``timing.clip_duration(n_frames)``."""
+    n_clips = len(clips)
+    if filenames is None:
+        filenames = [f"clip_{i:05d}" for i in range(n_clips)]
+    else:
+        filenames = [filenames] if isinstance(filenames, (str, bytes)) else list(filenames)
+        if len(filenames) != n_clips:
+            raise ValueError(f"filenames has {len(filenames)} entries but frame_scores has {n_clips} clips.")
+    if clip_duration is None:
+        return filenames, [timing.clip_duration(len(c)) for c in clips]
+    try:
+        d = np.asarray(clip_duration, dtype=np.float64)
+    except (TypeError, ValueError):
+        d = np.full(1, np.nan)
+    if d.ndim == 0:
+        d = np.full(n_clips, float(d))
+    if d.shape != (n_clips,) or not np.all(np.isfinite(d)) or np.any(d <= 0):
+        raise ValueError(
+            f"clip_duration must be one finite duration > 0 seconds, or one per clip ({n_clips}); got "
+            f"{clip_duration!r}."
+        )
+    return filenames, d.tolist()
+
+
+def _decode(clips, classes, timing, high, low, widths, min_gap, min_duration, names, durations, gate=None):
+    """The decoder of :func:`frames_to_events` and ``EventPostprocessor.decode``, on checked input.
+
+    Per clip ``i`` and class ``k`` (every setting one value per class; ``widths`` in frames,
+    ``min_gap`` / ``min_duration`` / ``durations`` in seconds): median filter, hysteresis
+    (runs of ``>= low[k]`` holding a frame ``>= high[k]``), runs to seconds through
+    ``timing.frame_edges``, gaps bridged, short events dropped. ``gate`` (bool, n_clips x
+    n_classes) leaves out a class in a clip where it is False.
+    """
+    events = []
+    for i, (clip, name, dur) in enumerate(zip(clips, names, durations)):
+        s = _smooth(clip, widths)
+        edges = timing.frame_edges(len(clip))
+        for k, label in enumerate(classes):
+            if gate is not None and not gate[i, k]:
+                continue
+            a, b = _hysteresis(s[:, k], high[k], low[k])
+            for on, off in _segments(edges[a], edges[b], min_gap[k], min_duration[k], dur):
+                events.append((name, float(on), float(off), label))
+    return _sort_events(events)
 
 
 def frames_to_events(
     frame_scores,
     classes,
-    hop_s=0.016,
-    offset_s=0.008,
+    *,
+    timing,
     threshold=0.5,
     median_filter=None,
     min_duration=0.0,
@@ -115,12 +247,15 @@ def frames_to_events(
     """Turn frame-level scores into a list of sound events.
 
     Processing, per clip and class: (1) a frame is active when its score is
-    ``>= threshold``; (2) optional median filtering of the binary activity
-    over ``median_filter`` frames; (3) runs of active frames become events
-    ``[offset_s + start * hop_s, offset_s + stop * hop_s)``; (4) events of the
-    same class separated by a gap shorter than ``min_gap`` seconds are merged;
-    (5) times are clipped to ``[0, clip_duration]`` if given; (6) events
-    shorter than ``min_duration`` seconds are dropped.
+    ``>= threshold``; (2) optional median filtering of the activity over
+    ``median_filter`` frames; (3) runs of active frames ``start .. stop`` (stop
+    exclusive) become events ``[offset_s + start * hop_s, offset_s + stop * hop_s)``;
+    (4) events of the same class separated by a gap shorter than ``min_gap`` seconds are
+    merged; (5) times are cut to ``[0, clip_duration]``; (6) events shorter than
+    ``min_duration`` seconds are dropped. This is :meth:`EventPostprocessor.decode
+    <skattloc.postprocessing.EventPostprocessor.decode>` with a single threshold, one
+    setting for all classes and no clip gate: the two share one decoder and give the same
+    events for the same settings.
 
     Parameters
     ----------
@@ -131,20 +266,21 @@ def frames_to_events(
         matrices work too.
     classes : sequence of str
         Label of each class column, length ``n_classes``.
-    hop_s : float, default=0.016
-        Frame hop in seconds (``hop_length / sr``).
-    offset_s : float, default=0.008
-        Start time of frame 0 in seconds (``(n_fft - hop_length) / 2 / sr``).
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required): a
+        :class:`~skattloc.timing.FrameTiming`, the
+        :class:`~skattloc.LogMelExtractor` that made the features, ``{"hop_s", "offset_s"}``,
+        a hop in seconds (frame 0 at 0 s) or a pair ``(hop_s, offset_s)``.
     threshold : float, sequence of float or dict, default=0.5
         Activation threshold: one value for all classes, one per class (in
         ``classes`` order), or ``{label: value}`` covering every class.
         Per-class thresholds are typically from :func:`tune_thresholds`.
     median_filter : int or None, default=None
         Median filter window length in **frames** (odd positive int; ``None``
-        or 1 disables).  It is applied to the thresholded binary activity with
-        edge replication; since thresholding commutes with a median, this is
-        the same as median-filtering the scores first.  For a window of
-        ``w_s`` seconds use :func:`median_filter_frames` (``2 * round(w_s / hop_s / 2) + 1``).
+        or 1 disables), with edge replication. Median-filtering the scores and
+        then thresholding is the same as median-filtering the thresholded
+        activity. For a window of ``w_s`` seconds use :func:`median_filter_frames`
+        (``2 * round(w_s / hop_s / 2) + 1``).
     min_duration : float, default=0.0
         Drop events shorter than this many seconds (after merging/clipping).
     min_gap : float, default=0.0
@@ -153,8 +289,9 @@ def frames_to_events(
     filenames : sequence of str, optional
         One name per clip; default ``"clip_00000"``, ``"clip_00001"``, ...
     clip_duration : float or sequence of float, optional
-        Clip length(s) in seconds; onsets/offsets are clipped to
-        ``[0, clip_duration]``.
+        Clip length(s) in seconds; onsets/offsets are cut to ``[0, clip_duration]``.
+        Default: the seconds each clip's frames cover,
+        ``timing.clip_duration(n_frames)``.
 
     Returns
     -------
@@ -164,110 +301,48 @@ def frames_to_events(
 
     Raises
     ------
+    TypeError
+        Without ``timing``.
     ValueError
         On malformed shapes, non-finite scores, mismatched ``classes`` /
-        ``filenames`` / thresholds, or invalid filter and time parameters.
+        ``filenames`` / thresholds, an invalid ``timing``, or invalid filter and time
+        parameters.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skattloc.events import frames_to_events
+    >>> from skattloc.timing import FrameTiming
     >>> p = np.array([[0.1, 0.9], [0.8, 0.9], [0.7, 0.2], [0.2, 0.1]])   # 4 frames
-    >>> frames_to_events(p, ["dog", "cat"], hop_s=0.5, offset_s=0.0, filenames=["a.wav"])
+    >>> frames_to_events(p, ["dog", "cat"], timing=FrameTiming(0.5, 0.0), filenames=["a.wav"])
     [('a.wav', 0.0, 1.0, 'cat'), ('a.wav', 0.5, 1.5, 'dog')]
     """
-    clips = _frame_clips(frame_scores)
-    n_clips = len(clips)
-    classes = _checks.check_classes(classes, clips[0].shape[1])
-    hop_s = _checks.check_seconds(hop_s, "hop_s")
-    if not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
-        raise ValueError(f"offset_s must be a finite number of seconds; got {offset_s!r}.")
-    offset_s = float(offset_s)
+    timing = check_timing(timing)
+    classes = _checks.check_classes(classes)
+    clips = _checks.check_frame_scores(frame_scores, len(classes))
     min_duration = _checks.check_seconds(min_duration, "min_duration", allow_zero=True)
     min_gap = _checks.check_seconds(min_gap, "min_gap", allow_zero=True)
-    thr = _thresholds(threshold, classes)
-
-    if median_filter is not None:
-        if (
-            isinstance(median_filter, bool)
-            or not isinstance(median_filter, numbers.Integral)
-            or median_filter < 1
-            or median_filter % 2 == 0
-        ):
-            raise ValueError(
-                "median_filter must be None or an odd positive int (window length in "
-                f"frames); got {median_filter!r}."
-            )
-        median_filter = int(median_filter)
-
-    if filenames is None:
-        filenames = [f"clip_{i:05d}" for i in range(n_clips)]
-    else:
-        if isinstance(filenames, (str, bytes)):
-            filenames = [filenames]
-        filenames = list(filenames)
-        if len(filenames) != n_clips:
-            raise ValueError(
-                f"filenames has {len(filenames)} entries but frame_scores has {n_clips} clips."
-            )
-
-    if clip_duration is None:
-        durations = [None] * n_clips
-    else:
-        dur = np.asarray(clip_duration, dtype=np.float64)
-        if dur.ndim == 0:
-            dur = np.full(n_clips, float(dur))
-        if dur.shape != (n_clips,):
-            raise ValueError(
-                f"clip_duration must be a scalar or one value per clip ({n_clips}); got "
-                f"shape {dur.shape}."
-            )
-        if not np.all(np.isfinite(dur)) or np.any(dur <= 0):
-            raise ValueError(f"clip_duration values must be finite and > 0 seconds; got {dur.tolist()}.")
-        durations = dur.tolist()
-
-    events = []
-    for clip, fname, dur in zip(clips, filenames, durations):
-        active = clip >= thr[None, :]
-        if median_filter is not None and median_filter > 1 and clip.shape[0] > 0:
-            active = _nd_median_filter(
-                active.astype(np.uint8), size=(median_filter, 1), mode="nearest"
-            ).astype(bool)
-        for k, label in enumerate(classes):
-            starts, stops = _runs(active[:, k])
-            if starts.size == 0:
-                continue
-            onsets = offset_s + starts * hop_s
-            offsets = offset_s + stops * hop_s
-            merged = []
-            for on, off in zip(onsets.tolist(), offsets.tolist()):
-                if merged and on - merged[-1][1] < min_gap - _TIME_TOL:
-                    merged[-1][1] = off
-                else:
-                    merged.append([on, off])
-            for on, off in merged:
-                if dur is not None:
-                    on = min(max(on, 0.0), dur)
-                    off = min(max(off, 0.0), dur)
-                else:
-                    on = max(on, 0.0)
-                    off = max(off, 0.0)
-                if off <= on or off - on < min_duration - _TIME_TOL:
-                    continue
-                events.append((fname, float(on), float(off), label))
-    try:
-        events.sort(key=lambda e: (e[0], e[1], e[3], e[2]))
-    except TypeError:  # labels or names of mixed types
-        events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
-    return events
+    thr = _checks.per_class(threshold, "threshold", classes)
+    if median_filter is not None and (
+        isinstance(median_filter, bool)
+        or not isinstance(median_filter, numbers.Integral)
+        or median_filter < 1
+        or median_filter % 2 == 0
+    ):
+        raise ValueError(
+            "median_filter must be None or an odd positive int (window length in "
+            f"frames); got {median_filter!r}."
+        )
+    names, durations = _names_and_durations(filenames, clip_duration, clips, timing)
+    n = len(classes)
+    return _decode(clips, classes, timing, thr, thr, [int(median_filter or 1)] * n, [min_gap] * n,
+                   [min_duration] * n, names, durations)
 
 
-def events_to_frames(
-    events, filenames, classes, n_frames, hop_s=0.016, offset_s=0.008, n_clips=None
-):
+def events_to_frames(events, filenames, classes, n_frames, *, timing, n_clips=None):
     """Rasterize an event list into a binary frame activity matrix.
 
-    Frame ``i`` of a clip is active for a class when its center time
+    Frame ``i`` of a clip is active for a class when its centre time
     ``offset_s + (i + 0.5) * hop_s`` lies in ``[onset, offset)`` of an event
     of that class; for clean inputs this inverts :func:`frames_to_events`.
 
@@ -284,8 +359,8 @@ def events_to_frames(
         Class labels defining the column order.
     n_frames : int
         Number of frames per clip.
-    hop_s, offset_s : float, default=0.016, 0.008
-        Frame hop and start of frame 0, in seconds.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required; see :func:`frames_to_events`).
     n_clips : int, optional
         Number of clips when ``filenames`` is ``None``.
 
@@ -297,17 +372,16 @@ def events_to_frames(
     Examples
     --------
     >>> from skattloc.events import events_to_frames
+    >>> from skattloc.timing import FrameTiming
     >>> ev = [("a.wav", 0.5, 1.5, "dog"), (1, 0.0, 0.5, "cat")]
     >>> events_to_frames(ev, ["a.wav", "b.wav"], ["dog", "cat"], n_frames=4,
-    ...                  hop_s=0.5, offset_s=0.0)[:, :, 0]
+    ...                  timing=FrameTiming(0.5, 0.0))[:, :, 0]
     array([[0, 1, 1, 0],
            [0, 0, 0, 0]], dtype=uint8)
     """
+    timing = check_timing(timing)
     classes = _checks.check_classes(classes)
     _checks.check_int(n_frames, "n_frames", 0)
-    hop_s = _checks.check_seconds(hop_s, "hop_s")
-    if not isinstance(offset_s, numbers.Real) or not math.isfinite(offset_s):
-        raise ValueError(f"offset_s must be a finite number of seconds; got {offset_s!r}.")
     events = list(events)
     if filenames is not None:
         if isinstance(filenames, (str, bytes)):
@@ -332,7 +406,7 @@ def events_to_frames(
             total = int(n_clips)
     class_index = {c: k for k, c in enumerate(classes)}
     out = np.zeros((total, int(n_frames), len(classes)), dtype=np.uint8)
-    centers = offset_s + (np.arange(n_frames) + 0.5) * hop_s
+    centers = timing.frame_times(n_frames)
     for n, ev in enumerate(events):
         clip, onset, offset, label = _checks.event_fields(ev, n, "events", mappings=False)
         if isinstance(clip, numbers.Integral) and not isinstance(clip, bool):
@@ -458,8 +532,16 @@ def read_events_tsv(path):
     return events
 
 
-def _best_f1_threshold(y, s):
-    """Exact frame-F1-optimal threshold (midpoint between distinct scores)."""
+def _best_f1_threshold(y, s, default=0.5):
+    """The threshold on ``s`` that maximizes the F1 of ``s >= threshold`` against 0/1 ``y``:
+    exact, the midpoint between the lowest score kept and the next lower one (the minimum
+    score when every value is kept); ``default`` when ``y`` has no positive.
+
+    Used for frames (:func:`tune_thresholds`) and for clips
+    (``EventPostprocessor.calibrate``)."""
+    y = np.asarray(y, dtype=bool)
+    if not y.any():
+        return default
     order = np.argsort(-s, kind="stable")
     s_sorted, y_sorted = s[order], y[order]
     distinct = np.flatnonzero(np.diff(s_sorted) != 0)

@@ -93,12 +93,12 @@ def _reduce(values, average):
     return np.asarray(values, dtype=np.float64) if average is None else _nanmean(values)
 
 
-def _warn_undefined(metric, k, reason):
+def _warn_undefined(metric, k, reason, stacklevel=3):
     warnings.warn(
         f"{metric} is undefined for class {k}: {reason}. Returning NaN for this class "
         "and leaving it out of the macro average.",
         UndefinedMetricWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -378,9 +378,22 @@ as ``KFold(5)``, in that case.
 # --------------------------------------------------------------------------
 # frame-level localization metrics
 # --------------------------------------------------------------------------
-def _pooled(y_true, y_score):
+def _pooled_per_class(y_true, y_score, average, metric, score, need_inactive):
+    """``score(y, s)`` per class on the frames of every clip pooled, reduced by ``average``;
+    NaN with a warning for a class with no active frame (or, with ``need_inactive``, no
+    inactive frame)."""
+    _check_average(average)
     true_clips, score_clips = _checks.check_frame_pairs(y_true, y_score)
-    return np.concatenate(true_clips, axis=0), np.concatenate(score_clips, axis=0)
+    yt, ys = np.concatenate(true_clips, axis=0), np.concatenate(score_clips, axis=0)
+    out = np.full(yt.shape[1], np.nan)
+    for k in range(yt.shape[1]):
+        n_pos = yt[:, k].sum()
+        if n_pos == 0 or (need_inactive and n_pos == yt.shape[0]):
+            reason = "y_true has no active frame" if n_pos == 0 else "y_true has no inactive frame"
+            _warn_undefined(metric, k, reason, stacklevel=4)
+            continue
+        out[k] = score(yt[:, k], ys[:, k])
+    return _reduce(out, average)
 
 
 def frame_average_precision(y_true, y_score, average="macro"):
@@ -414,15 +427,8 @@ def frame_average_precision(y_true, y_score, average="macro"):
     >>> round(frame_average_precision(y, s), 4)
     0.8333
     """
-    _check_average(average)
-    yt, ys = _pooled(y_true, y_score)
-    out = np.full(yt.shape[1], np.nan)
-    for k in range(yt.shape[1]):
-        if yt[:, k].sum() == 0:
-            _warn_undefined("Frame average precision", k, "y_true has no active frame")
-            continue
-        out[k] = average_precision_score(yt[:, k], ys[:, k])
-    return _reduce(out, average)
+    return _pooled_per_class(y_true, y_score, average, "Frame average precision", average_precision_score,
+                             need_inactive=False)
 
 
 def frame_auc(y_true, y_score, average="macro"):
@@ -436,7 +442,7 @@ def frame_auc(y_true, y_score, average="macro"):
     y_true : ndarray of shape (n_clips, n_frames, n_classes) or list of ndarray
         Binary frame activity (list: one ``(n_frames_i, n_classes)`` per clip).
     y_score : same structure as ``y_true``
-        Frame-level scores.
+        Frame-level scores; only their order within each class counts (pooled over clips).
     average : {"macro", None}, default="macro"
         Mean over defined classes, or per-class array.
 
@@ -455,17 +461,7 @@ def frame_auc(y_true, y_score, average="macro"):
     >>> round(frame_auc(y, s), 4)
     0.8333
     """
-    _check_average(average)
-    yt, ys = _pooled(y_true, y_score)
-    out = np.full(yt.shape[1], np.nan)
-    for k in range(yt.shape[1]):
-        n_pos = yt[:, k].sum()
-        if n_pos == 0 or n_pos == yt.shape[0]:
-            reason = "y_true has no active frame" if n_pos == 0 else "y_true has no inactive frame"
-            _warn_undefined("Frame AUC", k, reason)
-            continue
-        out[k] = roc_auc_score(yt[:, k], ys[:, k])
-    return _reduce(out, average)
+    return _pooled_per_class(y_true, y_score, average, "Frame AUC", roc_auc_score, need_inactive=True)
 
 
 def within_clip_auc(y_true, y_score, average="macro", return_counts=False):
@@ -487,7 +483,7 @@ def within_clip_auc(y_true, y_score, average="macro", return_counts=False):
     y_true : ndarray of shape (n_clips, n_frames, n_classes) or list of ndarray
         Binary frame activity (list: one ``(n_frames_i, n_classes)`` per clip).
     y_score : same structure as ``y_true``
-        Frame-level scores.
+        Frame-level scores; only their order within each clip counts.
     average : {"macro", None}, default="macro"
         Mean over classes with at least one usable clip, or per-class array.
     return_counts : bool, default=False

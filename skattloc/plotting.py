@@ -6,9 +6,9 @@ leaves no global figure state behind. Save with ``fig.savefig(path)``.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from .events import check_timing
 
 __all__ = ["plot_localization", "plot_history"]
 
@@ -25,8 +25,8 @@ def plot_localization(
     classes,
     events=None,
     attention=None,
-    hop_s=0.016,
-    offset_s=0.008,
+    *,
+    timing,
     clip_scores=None,
     title=None,
     score_label="localize output",
@@ -52,9 +52,12 @@ def plot_localization(
         ``(filename, onset_s, offset_s, label)``; labels must be in ``classes``.
     attention : ndarray, shape (n_frames,), optional
         ``z_att(t)``; without it the figure has two panels.
-    hop_s, offset_s : float, default=0.016, 0.008
-        Frame hop and start of frame 0 in seconds (frame ``t`` is drawn at its centre
-        ``offset_s + (t + 0.5) * hop_s``), as :class:`~skattloc.LogMelExtractor` uses.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required): the
+        :class:`~skattloc.timing.FrameTiming` of the features (or their
+        :class:`~skattloc.LogMelExtractor`, or a pair ``(hop_s, offset_s)`` in seconds).
+        Frame ``t`` is drawn at its centre ``offset_s + (t + 0.5) * hop_s``; the time axis
+        spans ``offset_s`` to ``offset_s + n_frames * hop_s``.
     clip_scores : ndarray, shape (n_classes,), optional
         Clip-level probabilities, shown in the legend.
     title : str, optional
@@ -67,20 +70,23 @@ def plot_localization(
     Returns
     -------
     matplotlib.figure.Figure
+        Two or three panels on one time axis in seconds, and the spectrogram's colour bar.
 
     Examples
     --------
     >>> import io
     >>> import numpy as np
+    >>> from skattloc import LogMelExtractor
     >>> from skattloc.plotting import plot_localization
     >>> rng = np.random.default_rng(0)
     >>> fig = plot_localization(rng.normal(size=(249, 40)), rng.uniform(size=(249, 2)),
     ...                         ["dog", "cat"], events=[(0.5, 1.2, "dog")],
-    ...                         attention=rng.uniform(size=249))
+    ...                         attention=rng.uniform(size=249), timing=LogMelExtractor())
     >>> len(fig.axes)  # three panels and the spectrogram's colour bar
     4
     >>> fig.savefig(io.BytesIO(), format="png")
     """
+    timing = check_timing(timing)
     features = np.asarray(features, dtype=float)
     scores = np.asarray(frame_scores, dtype=float)
     classes = [str(c) for c in classes]
@@ -93,9 +99,6 @@ def plot_localization(
         )
     if len(classes) != scores.shape[1]:
         raise ValueError(f"classes has {len(classes)} labels but frame_scores has {scores.shape[1]} columns")
-    for name, v in (("hop_s", hop_s), ("offset_s", offset_s)):
-        if not isinstance(v, numbers.Real) or not np.isfinite(v) or (v <= 0 if name == "hop_s" else v < 0):
-            raise ValueError(f"{name} must be a {'positive' if name == 'hop_s' else 'non-negative'} number of seconds, got {v!r}")
     if attention is not None:
         attention = np.asarray(attention, dtype=float).reshape(-1)
         if attention.shape[0] != features.shape[0]:
@@ -117,9 +120,9 @@ def plot_localization(
             raise ValueError(f"clip_scores must have {len(classes)} values, got {clip_scores.shape[0]}")
 
     n_frames = features.shape[0]
-    t0 = offset_s
-    t1 = offset_s + n_frames * hop_s
-    centres = offset_s + (np.arange(n_frames) + 0.5) * hop_s
+    edges = timing.frame_edges(n_frames)
+    t0, t1 = float(edges[0]), float(edges[-1])
+    centres = timing.frame_times(n_frames)
     n_panels = 3 if attention is not None else 2
     ratios = [1.2, 1.0, 0.55][:n_panels]
     fig = _figure(figsize)
@@ -184,6 +187,7 @@ def plot_history(history, keys=None, figsize=(6.0, 3.5)):
     Returns
     -------
     matplotlib.figure.Figure
+        One axis: losses on the left scale, other metrics on a right one, per epoch.
 
     Examples
     --------

@@ -27,8 +27,12 @@ Where the settings come from:
   coordinate search over the settings that maximizes the event-based F1 (onset collar
   ``t_collar``, offset collar ``max(t_collar, percentage_of_length * length)``).
 
-Times follow the frame convention of :mod:`skattloc.events`: frame ``i`` covers
-``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds.
+Every method that turns frames into seconds takes ``timing`` (required, keyword only): the
+:class:`~skattloc.timing.FrameTiming` of the scores, or what
+:func:`~skattloc.timing.as_frame_timing` reads (a :class:`~skattloc.LogMelExtractor`, a
+pair ``(hop_s, offset_s)``...). Frame ``i`` covers
+``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds. Decoding is
+:mod:`skattloc.events`'s decoder, the one :func:`~skattloc.events.frames_to_events` uses.
 """
 from __future__ import annotations
 
@@ -37,16 +41,23 @@ import numbers
 import warnings
 
 import numpy as np
-from scipy.ndimage import median_filter as _nd_median_filter
 
-from ._checks import as_clip_list, check_classes, check_finite_clips, per_class
+from ._checks import check_classes, check_frame_scores, per_class
+from .events import (
+    _best_f1_threshold,
+    _decode,
+    _hysteresis,
+    _median,
+    _names_and_durations,
+    _smooth,
+    check_timing,
+    median_filter_frames,
+)
 
 __all__ = ["EventPostprocessor", "SETTINGS"]
 
 #: The per-class settings, in seconds or probabilities.
 SETTINGS = ("threshold", "threshold_low", "median_filter", "min_gap", "min_duration", "clip_threshold")
-
-_TIME_TOL = 1e-9
 
 # Weak calibration (EventPostprocessor.calibrate). These constants were chosen on the inner
 # validation split of domestic-mix (models trained on folds 1-2; fold 3's outputs split in
@@ -71,59 +82,9 @@ def _per_class(value, name, classes, lo=None, hi=None, allow_none=False):
     return per_class(value, name, classes, lo, hi)
 
 
-def _frames(seconds: float, hop_s: float) -> int:
-    """Odd median-filter length in frames for a window of ``seconds`` (1: no filter)."""
-    if seconds <= 0:
-        return 1
-    return 2 * int(round(seconds / hop_s / 2)) + 1
-
-
-def _runs(active):
-    padded = np.concatenate(([False], active, [False]))
-    d = np.diff(padded.astype(np.int8))
-    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-
-
-def _hysteresis(s, high, low):
-    """(starts, stops) of the runs of ``s >= low`` that hold at least one frame ``>= high``."""
-    starts, stops = _runs(s >= low)
-    if starts.size == 0:
-        return starts, stops
-    hi = np.concatenate(([0], np.cumsum(s >= high)))
-    keep = hi[stops] - hi[starts] > 0
-    return starts[keep], stops[keep]
-
-
-def _segments(starts, stops, hop_s, offset_s, min_gap, min_duration, duration):
-    """Frame runs -> merged, clipped, length-filtered (onset, offset) pairs in seconds."""
-    out = []
-    for a, b in zip(starts.tolist(), stops.tolist()):
-        on, off = offset_s + a * hop_s, offset_s + b * hop_s
-        if out and on - out[-1][1] < min_gap - _TIME_TOL:
-            out[-1][1] = off
-        else:
-            out.append([on, off])
-    res = []
-    for on, off in out:
-        on, off = max(on, 0.0), max(off, 0.0)
-        if duration is not None:
-            on, off = min(on, duration), min(off, duration)
-        if off > on and off - on >= min_duration - _TIME_TOL:
-            res.append((on, off))
-    return res
-
-
-def _check_clips(frame_scores, n_classes):
-    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
-        frame_scores = [frame_scores]
-    clips = as_clip_list(frame_scores, "frame_scores")
-    if not clips:
-        raise ValueError("frame_scores holds no clip")
-    for i, c in enumerate(clips):
-        if c.shape[1] != n_classes:
-            raise ValueError(f"frame_scores[{i}] has shape {c.shape}; expected (n_frames, {n_classes}) for the {n_classes} classes")
-    check_finite_clips(clips, "frame_scores")
-    return clips
+def _width(seconds, timing) -> int:
+    """Median filter length in frames (odd; 1: no filter) for a window of ``seconds``."""
+    return median_filter_frames(seconds, timing) or 1
 
 
 def _check_clip_scores(clip_scores, n_clips, n_classes):
@@ -135,39 +96,6 @@ def _check_clip_scores(clip_scores, n_clips, n_classes):
     if not np.all(np.isfinite(a)):
         raise ValueError("clip_scores holds NaN or Inf; expected clip probabilities in [0, 1]")
     return a
-
-
-def _names_and_durations(filenames, clip_duration, n_clips):
-    if filenames is None:
-        filenames = [f"clip_{i:05d}" for i in range(n_clips)]
-    else:
-        filenames = [filenames] if isinstance(filenames, (str, bytes)) else list(filenames)
-        if len(filenames) != n_clips:
-            raise ValueError(f"filenames has {len(filenames)} entries but frame_scores has {n_clips} clips")
-    if clip_duration is None:
-        return filenames, [None] * n_clips
-    d = np.asarray(clip_duration, dtype=np.float64)
-    if d.ndim == 0:
-        d = np.full(n_clips, float(d))
-    if d.shape != (n_clips,) or not np.all(np.isfinite(d)) or np.any(d <= 0):
-        raise ValueError(f"clip_duration must be one finite duration > 0 s, or one per clip ({n_clips}); got {np.asarray(clip_duration).tolist()!r}")
-    return filenames, d.tolist()
-
-
-def _best_f1_threshold(y, s, default=0.5):
-    """Threshold on ``s`` maximizing the F1 of ``s >= threshold`` against 0/1 ``y``."""
-    y = np.asarray(y, dtype=bool)
-    if not y.any():
-        return default
-    order = np.argsort(-s, kind="stable")
-    ss, yy = s[order], y[order]
-    last = np.concatenate((np.flatnonzero(np.diff(ss) != 0), [ss.size - 1]))
-    tp = np.cumsum(yy)[last]
-    f1 = 2.0 * tp / (last + 1 + y.sum())
-    g = int(np.argmax(f1))
-    if g + 1 < last.size:
-        return float((ss[last[g]] + ss[last[g + 1]]) / 2)
-    return float(ss[last[g]])
 
 
 class EventPostprocessor:
@@ -210,7 +138,7 @@ class EventPostprocessor:
     >>> from skattloc.postprocessing import EventPostprocessor
     >>> s = np.array([[0.1], [0.45], [0.9], [0.5], [0.3], [0.1]])  # 6 frames, 1 class
     >>> pp = EventPostprocessor(["knock"], threshold=0.8, threshold_low=0.4)
-    >>> pp.decode(s, hop_s=0.5, offset_s=0.0, filenames=["a.wav"])
+    >>> pp.decode(s, filenames=["a.wav"], timing=(0.5, 0.0))  # hop 0.5 s, frame 0 at 0 s
     [('a.wav', 0.5, 2.0, 'knock')]
     """
 
@@ -282,20 +210,36 @@ class EventPostprocessor:
         return f"EventPostprocessor(classes={self.classes}, {body}, source={self.source!r})"
 
     # ------------------------------------------------------------------ decoding
-    def smooth(self, frame_scores, hop_s=0.016):
-        """The median-filtered scores, per class (list of (n_frames_i, n_classes) arrays)."""
-        clips = _check_clips(frame_scores, len(self.classes))
-        widths = [_frames(w, hop_s) for w in self.median_filter]
-        out = []
-        for c in clips:
-            s = c.copy()
-            for k, w in enumerate(widths):
-                if w > 1 and len(s):
-                    s[:, k] = _nd_median_filter(c[:, k], size=w, mode="nearest")
-            out.append(s)
-        return out
+    def smooth(self, frame_scores, *, timing):
+        """The median-filtered scores, per class, as :meth:`decode` filters them.
 
-    def scores(self, frame_scores, clip_scores=None, hop_s=0.016):
+        Parameters
+        ----------
+        frame_scores : ndarray (n_clips, n_frames, n_classes), list of (n_frames_i, n_classes), or one 2-D array
+        timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+            The frames' timing (required): converts each class's ``median_filter``
+            (seconds) to an odd number of frames (:func:`~skattloc.events.median_filter_frames`).
+
+        Returns
+        -------
+        list of ndarray
+            One float64 ``(n_frames_i, n_classes)`` array per clip.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.postprocessing import EventPostprocessor
+        >>> s = np.array([[0.0], [1.0], [0.0], [0.0]])  # a one-frame blip
+        >>> pp = EventPostprocessor(["knock"], median_filter=0.3)  # 3 frames of 0.1 s
+        >>> pp.smooth(s, timing=(0.1, 0.0))[0].ravel().tolist()
+        [0.0, 0.0, 0.0, 0.0]
+        """
+        timing = check_timing(timing)
+        clips = check_frame_scores(frame_scores, len(self.classes))
+        widths = [_width(w, timing) for w in self.median_filter]
+        return [_smooth(c, widths) for c in clips]
+
+    def scores(self, frame_scores, clip_scores=None, *, timing):
         """Threshold-free detection scores: the median-filtered frame scores (per class, as
         :meth:`decode` filters them), times each clip's probability of the class.
 
@@ -309,21 +253,35 @@ class EventPostprocessor:
         frame_scores : ndarray (n_clips, n_frames, n_classes) or list of (n_frames_i, n_classes)
         clip_scores : ndarray of shape (n_clips, n_classes), optional
             Clip probabilities; without them the smoothed scores are returned.
-        hop_s : float
-            Frame hop in seconds (for the median filter lengths).
+        timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+            The frames' timing (required; for the median filter lengths).
 
         Returns
         -------
         list of ndarray, (n_frames_i, n_classes) each, values in [0, 1] for inputs in [0, 1]
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.postprocessing import EventPostprocessor
+        >>> s = np.array([[[0.2], [0.8], [0.6]]])  # 1 clip, 3 frames
+        >>> EventPostprocessor(["knock"]).scores(s, [[0.5]], timing=(0.1, 0.0))[0].ravel().tolist()
+        [0.1, 0.4, 0.3]
         """
-        clips = self.smooth(frame_scores, hop_s)
+        clips = self.smooth(frame_scores, timing=timing)
         cs = _check_clip_scores(clip_scores, len(clips), len(self.classes))
         if cs is None:
             return clips
         return [c * p[None, :] for c, p in zip(clips, cs)]
 
-    def decode(self, frame_scores, clip_scores=None, filenames=None, hop_s=0.016, offset_s=0.008, clip_duration=None):
+    def decode(self, frame_scores, clip_scores=None, filenames=None, *, timing, clip_duration=None):
         """Events from frame scores.
+
+        Per clip and class: the median filter, the hysteresis thresholds, runs of frames
+        to seconds through ``timing``, gaps shorter than ``min_gap`` bridged, events shorter
+        than ``min_duration`` dropped, and the clip gate. The decoder is
+        :func:`skattloc.events.frames_to_events`'s: with a single threshold, one setting
+        for all classes and no gate the two give the same events.
 
         Parameters
         ----------
@@ -334,35 +292,43 @@ class EventPostprocessor:
             ``clip_threshold`` is set, ignored otherwise.
         filenames : sequence of str, optional
             One name per clip (default ``clip_00000``...).
-        hop_s, offset_s : float
-            Frame hop and the start of frame 0, in seconds.
+        timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+            The frames' timing (keyword only, required): a
+            :class:`~skattloc.timing.FrameTiming`, the extractor of the features, or a pair
+            ``(hop_s, offset_s)`` in seconds.
         clip_duration : float or sequence of float, optional
-            Clip lengths in seconds; event times are clipped to them.
+            Clip lengths in seconds; event times are cut to them. Default: the seconds each
+            clip's frames cover, ``timing.clip_duration(n_frames)``.
 
         Returns
         -------
         list of tuple
             ``(filename, onset_s, offset_s, label)``, sorted by file, onset and label.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.postprocessing import EventPostprocessor
+        >>> from skattloc.timing import FrameTiming
+        >>> s = np.zeros((40, 1)); s[10:20] = 0.9  # an event on frames 10..19
+        >>> pp = EventPostprocessor(["knock"])
+        >>> pp.decode(s, filenames=["a.wav"], timing=FrameTiming(0.032, 0.0))
+        [('a.wav', 0.32, 0.64, 'knock')]
         """
-        clips = self.smooth(frame_scores, hop_s)
+        timing = check_timing(timing)
+        clips = check_frame_scores(frame_scores, len(self.classes))
         cs = _check_clip_scores(clip_scores, len(clips), len(self.classes))
         if self.clip_threshold is not None and cs is None:
             raise ValueError("clip_threshold is set (clip gating): give clip_scores, the clip probabilities (n_clips, n_classes)")
-        names, durations = _names_and_durations(filenames, clip_duration, len(clips))
-        events = []
-        for i, (s, name, dur) in enumerate(zip(clips, names, durations)):
-            for k, label in enumerate(self.classes):
-                if self.clip_threshold is not None and cs[i, k] < self.clip_threshold[k]:
-                    continue
-                a, b = _hysteresis(s[:, k], self.threshold[k], self.threshold_low[k])
-                for on, off in _segments(a, b, hop_s, offset_s, self.min_gap[k], self.min_duration[k], dur):
-                    events.append((name, float(on), float(off), label))
-        events.sort(key=lambda e: (str(e[0]), e[1], str(e[3]), e[2]))
-        return events
+        names, durations = _names_and_durations(filenames, clip_duration, clips, timing)
+        widths = [_width(w, timing) for w in self.median_filter]
+        gate = None if self.clip_threshold is None else cs >= self.clip_threshold[None, :]
+        return _decode(clips, self.classes, timing, self.threshold, self.threshold_low, widths, self.min_gap,
+                       self.min_duration, names, durations, gate)
 
     # ------------------------------------------------------------------ weak calibration
     @classmethod
-    def calibrate(cls, frame_scores, clip_scores, y, classes, hop_s=0.016, offset_s=0.008, *,
+    def calibrate(cls, frame_scores, clip_scores, y, classes, *, timing,
                   low_ratio=LOW_RATIO, median_fraction=MEDIAN_FRACTION, gap_fraction=GAP_FRACTION,
                   median_max=MEDIAN_MAX, duration_fraction=DURATION_FRACTION,
                   background_quantile=BACKGROUND_QUANTILE):
@@ -391,8 +357,9 @@ class EventPostprocessor:
         y : ndarray of shape (n_clips, n_classes)
             0/1 clip tags of the same clips.
         classes : sequence of str
-        hop_s, offset_s : float
-            Frame hop and start of frame 0, seconds.
+        timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+            The frames' timing (keyword only, required): event lengths in seconds and
+            median filter lengths in frames are measured with it.
         low_ratio, median_fraction, gap_fraction, median_max, duration_fraction, background_quantile : float
             The method's constants (module defaults chosen on domestic-mix validation data:
             0.3, 0.5, 1.0, 1.0 s, 0.1, 0.9).
@@ -410,12 +377,13 @@ class EventPostprocessor:
         >>> rng = np.random.default_rng(0)
         >>> y = np.array([[1], [0]] * 10)
         >>> s = rng.uniform(0, 0.1, size=(20, 50, 1)); s[::2, 10:30] = 0.9  # events in tagged clips
-        >>> pp = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["dog"], hop_s=0.1, offset_s=0.0)
-        >>> pp.decode(s[:1], s[:1].max(axis=1), hop_s=0.1, offset_s=0.0, filenames=["a"])
+        >>> pp = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["dog"], timing=(0.1, 0.0))
+        >>> pp.decode(s[:1], s[:1].max(axis=1), filenames=["a"], timing=(0.1, 0.0))
         [('a', 1.0, 3.0, 'dog')]
         """
+        timing = check_timing(timing)
         pp = cls(classes)
-        clips = _check_clips(frame_scores, len(pp.classes))
+        clips = check_frame_scores(frame_scores, len(pp.classes))
         cs = _check_clip_scores(clip_scores, len(clips), len(pp.classes))
         y = np.asarray(y)
         if y.shape != cs.shape or not np.isin(y, (0, 1)).all():
@@ -441,10 +409,7 @@ class EventPostprocessor:
             clip_thr[k] = _best_f1_threshold(yk, cs[:, k])
             width = 1
             for _ in range(2):
-                if width > 1:
-                    sk = [_nd_median_filter(c[:, k], size=width, mode="nearest") if len(c) else c[:, k] for c in clips]
-                else:
-                    sk = [c[:, k] for c in clips]
+                sk = [_median(c[:, k], width) for c in clips]
                 peak = np.array([x.max() if len(x) else 0.0 for x in sk])
                 thr[k] = _best_f1_threshold(yk, peak)
                 # the low threshold stays above the scores of clips without the tag (background)
@@ -454,7 +419,7 @@ class EventPostprocessor:
                 for x, tagged in zip(sk, yk):
                     if tagged:
                         a, b = _hysteresis(x, thr[k], low[k])
-                        lengths.extend(((b - a) * hop_s).tolist())
+                        lengths.extend(timing.frames_to_seconds(n) for n in (b - a).tolist())
                 if lengths:
                     L = np.sort(np.asarray(lengths))
                     cum = np.cumsum(L)
@@ -462,7 +427,7 @@ class EventPostprocessor:
                 else:
                     typical[k] = 0.0
                 med[k] = min(median_fraction * typical[k], median_max)
-                width = _frames(med[k], hop_s)
+                width = _width(med[k], timing)
             gap[k] = gap_fraction * typical[k]
             pred = peak >= thr[k]
             tp = float((pred & yk).sum())
@@ -483,8 +448,8 @@ class EventPostprocessor:
 
     # ------------------------------------------------------------------ strong tuning
     @classmethod
-    def tune(cls, frame_scores, clip_scores, reference, classes, filenames, hop_s=0.016, offset_s=0.008,
-             clip_duration=None, *, start=None, t_collar=0.2, percentage_of_length=0.2, grids=None, n_rounds=2,
+    def tune(cls, frame_scores, clip_scores, reference, classes, filenames, *, timing,
+             clip_duration=None, start=None, t_collar=0.2, percentage_of_length=0.2, grids=None, n_rounds=2,
              verbose=False):
         """Settings that maximize the event-based F1 on strongly labelled clips.
 
@@ -502,8 +467,10 @@ class EventPostprocessor:
         classes : sequence of str
         filenames : sequence of str
             One per clip, as used in ``reference``.
-        hop_s, offset_s : float
+        timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+            The frames' timing (keyword only, required; see :meth:`decode`).
         clip_duration : float or sequence of float, optional
+            Clip lengths in seconds (default: ``timing.clip_duration(n_frames)`` per clip).
         start : EventPostprocessor, optional
         t_collar, percentage_of_length : float
             The event-based F1's onset collar (s) and offset collar fraction.
@@ -517,13 +484,24 @@ class EventPostprocessor:
         -------
         EventPostprocessor
             With ``source="strong"``; ``info`` holds the tuned F1 per class.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skattloc.postprocessing import EventPostprocessor
+        >>> s = np.full((4, 20, 1), 0.1); s[:2, 5:10] = 0.8  # events in clips a and b, 0.5-1.0 s
+        >>> ref = [("a", 0.5, 1.0, "dog"), ("b", 0.5, 1.0, "dog")]
+        >>> pp = EventPostprocessor.tune(s, s.max(axis=1), ref, ["dog"], ["a", "b", "c", "d"], timing=(0.1, 0.0))
+        >>> pp.source, pp.info["event_f1"]
+        ('strong', {'dog': 1.0})
         """
         from .metrics import event_based_metrics
 
+        timing = check_timing(timing)
         pp0 = cls(classes)
-        clips = _check_clips(frame_scores, len(pp0.classes))
+        clips = check_frame_scores(frame_scores, len(pp0.classes))
         cs = _check_clip_scores(clip_scores, len(clips), len(pp0.classes))
-        names, durations = _names_and_durations(filenames, clip_duration, len(clips))
+        names, durations = _names_and_durations(filenames, clip_duration, clips, timing)
         ref = [tuple(e) for e in reference]
         labels = set(pp0.classes)
         bad = sorted({str(e[3]) for e in ref if e[3] not in labels})
@@ -539,7 +517,7 @@ class EventPostprocessor:
                 y[index[e[0]], pp0.classes.index(e[3])] = 1
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                start = cls.calibrate(clips, cs, y, pp0.classes, hop_s, offset_s)
+                start = cls.calibrate(clips, cs, y, pp0.classes, timing=timing)
         default_grids = {
             "threshold": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
             "low_ratio": [0.2, 0.35, 0.5, 0.65, 0.8, 1.0],
@@ -572,7 +550,8 @@ class EventPostprocessor:
                              median_filter=setting["median_filter"], min_gap=setting["min_gap"],
                              min_duration=setting["min_duration"],
                              clip_threshold=setting["clip_threshold"])
-                    est = pk.decode(sk, None if setting["clip_threshold"] is None else cs[:, k : k + 1], names, hop_s, offset_s, durations if durations[0] is not None else None)
+                    est = pk.decode(sk, None if setting["clip_threshold"] is None else cs[:, k : k + 1], names,
+                                   timing=timing, clip_duration=durations)
                     if not ref_k and not est:
                         cache[key] = 0.0
                     else:

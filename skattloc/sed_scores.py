@@ -10,16 +10,17 @@ That package is optional: install it with ``pip install "skattloc[psds]"``.
 Importing this module does not need it; each function imports it when called
 and raises :class:`ImportError` with the install command when it is missing.
 
-Frame times follow :mod:`skattloc.events`: frame ``i`` of a clip covers
-``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds (defaults
-``hop_s=0.016``, ``offset_s=0.008``, as :class:`skattloc.LogMelExtractor`).
-Given the clip's duration ``d`` (seconds), frames that end at or before 0 s or
-start at or after ``d`` are dropped, the first remaining frame is extended
-back to 0 s and the last one is stretched or cut to end at exactly ``d``, so
-that the scores cover the clip ``[0, d]`` as ``sed_scores_eval`` expects.  If
-the frames leave more than one hop uncovered at either end, a
-:class:`ValueError` says so (usually a wrong ``hop_s``, ``offset_s`` or
-``durations``).
+Frame times come from the required keyword argument ``timing``, the
+:class:`~skattloc.timing.FrameTiming` of the scores (or a
+:class:`~skattloc.LogMelExtractor`, a pair ``(hop_s, offset_s)``, ...; see
+:func:`skattloc.events.check_timing`): frame ``i`` of a clip covers
+``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds.
+Given the clip's duration ``d`` (seconds), frames that start at or after ``d``
+are dropped, the first frame is extended back to 0 s and the last remaining one
+is stretched or cut to end at exactly ``d``, so that the scores cover the clip
+``[0, d]`` as ``sed_scores_eval`` expects.  If the frames leave more than one
+hop uncovered at either end, a :class:`ValueError` says so (usually a wrong
+``timing`` or ``durations``).
 
 Reference events are ``(filename, onset_s, offset_s, event_label)`` tuples (or
 dicts with those keys), as :func:`skattloc.events.read_events_tsv` returns.
@@ -41,7 +42,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ._checks import check_classes, check_seconds, event_fields, per_class
+from ._checks import check_classes, check_frame_scores, event_fields, per_class
+from .events import check_timing
 
 __all__ = [
     "PSDS_SCENARIOS",
@@ -227,10 +229,6 @@ def _check_durations(durations, files):
     return out
 
 
-def _check_time_params(hop_s, offset_s):
-    return check_seconds(hop_s, "hop_s"), _finite_number(offset_s, "offset_s")
-
-
 def _check_unit(value, name, allow_none=False):
     if value is None and allow_none:
         return None
@@ -241,80 +239,45 @@ def _check_unit(value, name, allow_none=False):
 
 
 def _frame_clips(frame_scores, n_files, n_classes):
-    """Validate frame scores; return a list of (n_frames_i, n_classes) float arrays."""
-    if isinstance(frame_scores, np.ndarray) and frame_scores.ndim == 2:
-        frame_scores = [frame_scores]  # one clip, as in skattloc.events.frames_to_events
-    if isinstance(frame_scores, np.ndarray):
-        if frame_scores.ndim != 3:
-            raise ValueError(
-                "frame_scores must be an array of shape (n_clips, n_frames, n_classes) or a "
-                f"list of (n_frames_i, n_classes) arrays; got an array of shape {frame_scores.shape}."
-            )
-        frame_scores = list(frame_scores)
-    elif isinstance(frame_scores, (str, bytes)) or not isinstance(frame_scores, Sequence):
+    """Checked frame scores (:func:`skattloc._checks.check_frame_scores`, no empty clip),
+    one clip per file name: a list of (n_frames_i, n_classes) float arrays."""
+    clips = check_frame_scores(frame_scores, n_classes, min_frames=1)
+    if len(clips) != n_files:
         raise ValueError(
-            "frame_scores must be an array of shape (n_clips, n_frames, n_classes) or a "
-            f"list of (n_frames_i, n_classes) arrays; got {type(frame_scores).__name__}."
-        )
-    if len(frame_scores) == 0:
-        raise ValueError("Empty input: frame_scores contains no clips.")
-    if len(frame_scores) != n_files:
-        raise ValueError(
-            f"frame_scores has {len(frame_scores)} clips but filenames has {n_files} names; "
+            f"frame_scores has {len(clips)} clips but filenames has {n_files} names; "
             "expected one name per clip, in the same order."
         )
-    clips = []
-    for i, clip in enumerate(frame_scores):
-        try:
-            c = np.array(clip, dtype=np.float64)  # a writable copy
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"frame_scores[{i}] must be a numeric array; {exc}") from None
-        if c.ndim != 2:
-            raise ValueError(f"frame_scores[{i}] must be 2-D (n_frames, n_classes); got shape {c.shape}.")
-        if c.shape[1] != n_classes:
-            raise ValueError(
-                f"frame_scores[{i}] has {c.shape[1]} class columns but classes has {n_classes} "
-                "labels; expected shape (n_frames, len(classes))."
-            )
-        if c.shape[0] == 0:
-            raise ValueError(f"Empty input: frame_scores[{i}] has no frames.")
-        if not np.all(np.isfinite(c)):
-            n_bad = int(c.size - np.count_nonzero(np.isfinite(c)))
-            raise ValueError(f"frame_scores[{i}] contains {n_bad} NaN or infinite value(s); expected finite scores.")
-        clips.append(c)
     return clips
 
 
-def _clip_timestamps(n_frames, hop_s, offset_s, duration, name):
-    """Frame range [a, b) to keep and its n+1 timestamps, clipped to [0, duration]."""
-    t = offset_s + hop_s * np.arange(n_frames + 1, dtype=np.float64)
-    keep = t[1:] > _TIME_TOL
+def _clip_timestamps(n_frames, timing, duration, name):
+    """How many frames to keep (the first ``b``) and their b + 1 timestamps, placed on [0, duration]."""
+    hop_s = timing.hop_s
+    t = timing.frame_edges(n_frames)
+    b = n_frames
     if duration is not None:
-        keep &= t[:-1] < duration - _TIME_TOL
-    idx = np.flatnonzero(keep)
-    if idx.size == 0:
-        span = f"[0, {duration:g}]" if duration is not None else "[0, inf)"
-        raise ValueError(
-            f"{name}: none of its {n_frames} frames ({t[0]:g} to {t[-1]:g} s) lies inside the "
-            f"clip {span} s; check hop_s, offset_s and durations."
-        )
-    a, b = int(idx[0]), int(idx[-1]) + 1
-    ts = t[a:b + 1].copy()
+        b = int(np.count_nonzero(t[:-1] < duration - _TIME_TOL))
+        if b == 0:
+            raise ValueError(
+                f"{name}: none of its {n_frames} frames ({t[0]:g} to {t[-1]:g} s) lies inside the "
+                f"clip [0, {duration:g}] s; check timing and durations."
+            )
+    ts = t[:b + 1].copy()
     if ts[0] > hop_s + _TIME_TOL:
         raise ValueError(
             f"{name}: its first frame starts at {ts[0]:g} s, more than one hop ({hop_s:g} s) "
-            "after the start of the clip; check offset_s."
+            "after the start of the clip; check the offset_s of timing."
         )
     ts[0] = 0.0
     if duration is not None:
         if duration - ts[-1] > hop_s + _TIME_TOL:
             raise ValueError(
                 f"{name}: its {n_frames} frames end at {ts[-1]:g} s, more than one hop "
-                f"({hop_s:g} s) before the end of the clip ({duration:g} s); check hop_s, "
-                "offset_s and durations."
+                f"({hop_s:g} s) before the end of the clip ({duration:g} s); check timing "
+                "and durations."
             )
         ts[-1] = duration
-    return a, b, ts
+    return b, ts
 
 
 def _events_by_file(events, name, classes, durations, reference):
@@ -389,14 +352,14 @@ def _ground_truth(ref_events, classes, durations):
     return gt, n_ref
 
 
-def _score_dataframes(clips, classes, files, hop_s, offset_s, durations):
+def _score_dataframes(clips, classes, files, timing, durations):
     from sed_scores_eval.base_modules.scores import create_score_dataframe
 
     out = {}
     for f, clip in zip(files, clips):
         d = None if durations is None else durations[f]
-        a, b, ts = _clip_timestamps(len(clip), hop_s, offset_s, d, f"frame_scores for {f!r}")
-        out[f] = create_score_dataframe(clip[a:b], ts, list(classes))
+        b, ts = _clip_timestamps(len(clip), timing, d, f"frame_scores for {f!r}")
+        out[f] = create_score_dataframe(clip[:b], ts, list(classes))
     return out
 
 
@@ -423,7 +386,7 @@ def _thresholds(threshold, classes):
 # public functions
 # --------------------------------------------------------------------------
 @_doctest_needs_sed_scores_eval
-def scores_to_dataframes(frame_scores, classes, filenames, hop_s=0.016, offset_s=0.008, durations=None):
+def scores_to_dataframes(frame_scores, classes, filenames, *, timing, durations=None):
     """Frame scores as the per-clip score tables of ``sed_scores_eval``.
 
     Parameters
@@ -437,16 +400,15 @@ def scores_to_dataframes(frame_scores, classes, filenames, hop_s=0.016, offset_s
         Label of each class column, length ``n_classes``.
     filenames : sequence of str
         One file name per clip, in the order of ``frame_scores``.
-    hop_s : float, default=0.016
-        Frame hop in seconds.
-    offset_s : float, default=0.008
-        Start time of frame 0 in seconds.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required): frame ``i`` covers
+        ``[offset_s + i * hop_s, offset_s + (i + 1) * hop_s)`` seconds.
     durations : float, sequence of float or dict, optional
         Clip duration(s) in seconds: one number for all clips, one per file
         (in ``filenames`` order) or ``{filename: seconds}``.  When given, the
         frames are clipped to ``[0, duration]`` as described in the module
-        docstring; otherwise only the start is clipped (to 0 s) and the last
-        frame ends at ``offset_s + n_frames * hop_s``.
+        docstring; otherwise the first frame is extended back to 0 s and the
+        last one ends at ``offset_s + n_frames * hop_s``.
 
     Returns
     -------
@@ -470,17 +432,18 @@ def scores_to_dataframes(frame_scores, classes, filenames, hop_s=0.016, offset_s
     >>> import numpy as np
     >>> from skattloc.sed_scores import scores_to_dataframes
     >>> s = np.array([[[0.1, 0.9], [0.8, 0.2], [0.3, 0.4]]])   # 1 clip, 3 frames
-    >>> df = scores_to_dataframes(s, ["dog", "cat"], ["a.wav"], durations=0.05)["a.wav"]
+    >>> df = scores_to_dataframes(s, ["dog", "cat"], ["a.wav"], timing=(0.016, 0.008),
+    ...                           durations=0.05)["a.wav"]
     >>> df.round(3).values.tolist()
     [[0.0, 0.024, 0.1, 0.9], [0.024, 0.04, 0.8, 0.2], [0.04, 0.05, 0.3, 0.4]]
     """
     _sed_scores_eval()
+    timing = check_timing(timing)
     classes = _check_classes(classes)
     files = _check_filenames(filenames)
-    hop_s, offset_s = _check_time_params(hop_s, offset_s)
     dur = None if durations is None else _check_durations(durations, files)
     clips = _frame_clips(frame_scores, len(files), len(classes))
-    return _score_dataframes(clips, classes, files, hop_s, offset_s, dur)
+    return _score_dataframes(clips, classes, files, timing, dur)
 
 
 def _psds_params(scenario, max_efpr, overrides):
@@ -518,8 +481,8 @@ def psds(
     filenames,
     durations,
     scenario=1,
-    hop_s=0.016,
-    offset_s=0.008,
+    *,
+    timing,
     max_efpr=100.0,
     return_details=False,
     time_decimals=6,
@@ -567,8 +530,8 @@ def psds(
         alpha_ct=0, alpha_st=1``; 2: ``dtc_threshold=0.1,
         gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1``;
         both ``max_efpr=100`` per hour.
-    hop_s, offset_s : float, default=0.016, 0.008
-        Frame hop and start of frame 0 in seconds.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required; see :func:`scores_to_dataframes`).
     max_efpr : float, default=100.0
         Largest effective false positive rate (per hour) of the ROC area.
     return_details : bool, default=False
@@ -611,18 +574,18 @@ def psds(
     >>> s = np.zeros((1, 10, 2))
     >>> s[0, 2:5, 0] = 0.9
     >>> s[0, 6:8, 1] = 0.8
-    >>> psds(ref, s, ["dog", "cat"], ["a.wav"], 10.0, hop_s=1.0, offset_s=0.0)
+    >>> psds(ref, s, ["dog", "cat"], ["a.wav"], 10.0, timing=(1.0, 0.0))
     1.0
     >>> flat = np.full((1, 10, 2), 0.5)   # one clip-long detection per class
-    >>> [psds(ref, flat, ["dog", "cat"], ["a.wav"], 10.0, scenario=k, hop_s=1.0, offset_s=0.0)
+    >>> [psds(ref, flat, ["dog", "cat"], ["a.wav"], 10.0, scenario=k, timing=(1.0, 0.0))
     ...  for k in (1, 2)]
     [0.0, 1.0]
     """
     sse = _sed_scores_eval()
+    timing = check_timing(timing)
     params = _psds_params(scenario, max_efpr, overrides)
     classes = _check_classes(classes)
     files = _check_filenames(filenames)
-    hop_s, offset_s = _check_time_params(hop_s, offset_s)
     dur = _check_durations(durations, files)
     clips = _frame_clips(frame_scores, len(files), len(classes))
     gt, n_ref = _ground_truth(ref_events, classes, dur)
@@ -632,7 +595,7 @@ def psds(
             f"PSDS needs at least one reference event of every class; ref_events has none of "
             f"{missing}. Evaluate only the classes that occur (drop their score columns)."
         )
-    scores = _score_dataframes(clips, classes, files, hop_s, offset_s, dur)
+    scores = _score_dataframes(clips, classes, files, timing, dur)
     value, class_psds, (etpr, efpr), class_rocs = sse.intersection_based.psds(
         scores=scores, ground_truth=gt, audio_durations=dur,
         unit_of_time="hour", time_decimals=int(time_decimals), num_jobs=1, **params,
@@ -711,7 +674,11 @@ def _intersection_fscore(sse, scores, gt, n_ref, classes, threshold, dtc_thresho
     }
 
 
-_F1_RETURNS = """
+# The end of the two intersection_f1 docstrings: their last parameter, what they return,
+# and the first error they raise.
+_F1_TAIL = """    time_decimals : int, default=6
+        Decimals to which ``sed_scores_eval`` rounds times in the criteria.
+
     Returns
     -------
     results : dict
@@ -733,6 +700,10 @@ _F1_RETURNS = """
         detections), is left out of the macro averages and triggers a
         :class:`UserWarning`.
 
+    Raises
+    ------
+    ImportError
+        If ``sed_scores_eval`` is not installed (``pip install "skattloc[psds]"``).
 """
 
 
@@ -780,13 +751,7 @@ def intersection_f1(
         Detection tolerance and ground-truth intersection criteria (0.7 is
         PSDS scenario 1's; the DESED baseline reported intersection F1 with
         0.5 and 0.5).
-    time_decimals : int, default=6
-        Decimals to which ``sed_scores_eval`` rounds times in the criteria.
-    {returns}
-    Raises
-    ------
-    ImportError
-        If ``sed_scores_eval`` is not installed (``pip install "skattloc[psds]"``).
+    {time_decimals_returns_raises}
     ValueError
         On malformed events, labels not in ``classes``, events in files not
         in ``filenames``, no reference events at all, bad durations or
@@ -824,8 +789,8 @@ def intersection_f1_from_scores(
     filenames,
     durations,
     threshold=0.5,
-    hop_s=0.016,
-    offset_s=0.008,
+    *,
+    timing,
     dtc_threshold=0.7,
     gtc_threshold=0.7,
     time_decimals=6,
@@ -856,17 +821,11 @@ def intersection_f1_from_scores(
     threshold : float, sequence of float or dict, default=0.5
         Decision threshold: one for all classes, one per class (``classes``
         order) or ``{label: value}``.
-    hop_s, offset_s : float, default=0.016, 0.008
-        Frame hop and start of frame 0 in seconds.
+    timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
+        The frames' timing (keyword only, required; see :func:`scores_to_dataframes`).
     dtc_threshold, gtc_threshold : float in (0, 1], default=0.7
         Detection tolerance and ground-truth intersection criteria.
-    time_decimals : int, default=6
-        Decimals to which ``sed_scores_eval`` rounds times in the criteria.
-    {returns}
-    Raises
-    ------
-    ImportError
-        If ``sed_scores_eval`` is not installed (``pip install "skattloc[psds]"``).
+    {time_decimals_returns_raises}
     ValueError
         On malformed inputs or thresholds (see :func:`psds`).
 
@@ -877,23 +836,23 @@ def intersection_f1_from_scores(
     >>> s = np.zeros((1, 10, 1))
     >>> s[0, 2:5, 0] = 0.9                       # detected at 2-5 s if threshold < 0.9
     >>> ref = [("a.wav", 2.0, 5.0, "dog")]
-    >>> [intersection_f1_from_scores(ref, s, ["dog"], ["a.wav"], 10.0, t, hop_s=1.0,
-    ...                              offset_s=0.0)["f_measure"] for t in (0.5, 0.95)]
+    >>> [intersection_f1_from_scores(ref, s, ["dog"], ["a.wav"], 10.0, t,
+    ...                              timing=(1.0, 0.0))["f_measure"] for t in (0.5, 0.95)]
     [1.0, 0.0]
     """
     sse = _sed_scores_eval()
+    timing = check_timing(timing)
     classes = _check_classes(classes)
     files = _check_filenames(filenames)
-    hop_s, offset_s = _check_time_params(hop_s, offset_s)
     dur = _check_durations(durations, files)
     clips = _frame_clips(frame_scores, len(files), len(classes))
     thr = _thresholds(threshold, classes)
     gt, n_ref = _ground_truth(ref_events, classes, dur)
-    scores = _score_dataframes(clips, classes, files, hop_s, offset_s, dur)
+    scores = _score_dataframes(clips, classes, files, timing, dur)
     return _intersection_fscore(sse, scores, gt, n_ref, classes, thr, dtc_threshold, gtc_threshold,
                                 time_decimals)
 
 
 for _f in (intersection_f1, intersection_f1_from_scores):
-    _f.__doc__ = _f.__doc__.replace("    {returns}\n", _F1_RETURNS)
+    _f.__doc__ = _f.__doc__.replace("    {time_decimals_returns_raises}\n", _F1_TAIL)
 del _f

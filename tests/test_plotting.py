@@ -5,6 +5,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Polygon, Rectangle
 
 from skattloc.plotting import plot_history, plot_localization
+from skattloc.timing import FrameTiming
+
+T = FrameTiming(0.016, 0.008)  # the default extractor's timing
 
 CLASSES = ["tone", "chirp", "noise_burst"]
 
@@ -22,7 +25,7 @@ def test_three_panels_with_curves_events_and_attention(tmp_path):
     feats, scores, att = _clip()
     events = [("a.wav", 0.2, 0.6, "tone"), (1.0, 1.5, "noise_burst")]
     fig = plot_localization(feats, scores, CLASSES, events=events, attention=att,
-                            clip_scores=[0.9, 0.1, 0.8], title="clip a")
+                            clip_scores=[0.9, 0.1, 0.8], title="clip a", timing=T)
     assert isinstance(fig, Figure)
     spec_ax, loc_ax, att_ax = fig.axes[:3]
     assert spec_ax.images and spec_ax.images[0].get_array().shape == (40, 120)  # mel x time
@@ -47,7 +50,7 @@ def test_two_panels_without_attention_and_no_pyplot_state():
 
     before = plt.get_fignums()
     feats, scores, _ = _clip()
-    fig = plot_localization(feats, scores, CLASSES, hop_s=0.02, offset_s=0.0)
+    fig = plot_localization(feats, scores, CLASSES, timing=(0.02, 0.0))
     assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) == 2
     assert fig.axes[1].get_xlim() == pytest.approx((0.0, 120 * 0.02))
     assert plt.get_fignums() == before
@@ -62,13 +65,14 @@ def test_two_panels_without_attention_and_no_pyplot_state():
         (dict(events=[(0.1, 0.2, "dog")]), "event label 'dog' is not in classes"),
         (dict(events=[(0.1, "tone")]), "events must be"),
         (dict(attention=np.zeros(7)), "attention must have one value per frame"),
-        (dict(hop_s=0), "hop_s must be a positive number"),
+        (dict(timing=(0, 0.008)), "hop_s must be > 0 seconds"),
+        (dict(timing=(0.016, -0.008)), "offset_s must be >= 0 seconds"),
         (dict(clip_scores=[0.5]), "clip_scores must have 3 values"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, message):
     feats, scores, att = _clip()
-    args = dict(features=feats, frame_scores=scores, classes=CLASSES)
+    args = dict(features=feats, frame_scores=scores, classes=CLASSES, timing=T)
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         plot_localization(**args)

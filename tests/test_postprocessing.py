@@ -4,13 +4,16 @@ import pytest
 
 from skattloc.metrics import event_based_metrics
 from skattloc.postprocessing import EventPostprocessor
+from skattloc.timing import FrameTiming
+
+T = FrameTiming(0.016, 0.008)  # the default extractor's timing
 
 
 def test_hysteresis_extends_events_to_the_low_threshold_both_ways():
     s = np.array([0.1, 0.35, 0.45, 0.9, 0.6, 0.45, 0.2, 0.5, 0.1])[:, None]
-    single = EventPostprocessor(["a"], threshold=0.8).decode(s, hop_s=1.0, offset_s=0.0, filenames=["f"])
+    single = EventPostprocessor(["a"], threshold=0.8).decode(s, timing=(1.0, 0.0), filenames=["f"])
     assert single == [("f", 3.0, 4.0, "a")]
-    hyst = EventPostprocessor(["a"], threshold=0.8, threshold_low=0.4).decode(s, hop_s=1.0, offset_s=0.0, filenames=["f"])
+    hyst = EventPostprocessor(["a"], threshold=0.8, threshold_low=0.4).decode(s, timing=(1.0, 0.0), filenames=["f"])
     # frames 2..5 are >= 0.4 around the 0.9 peak; frame 7 (0.5) never reaches 0.8 -> no event
     assert hyst == [("f", 2.0, 6.0, "a")]
 
@@ -21,12 +24,12 @@ def test_settings_are_per_class():
     s[2:4, 1] = 0.6
     s[5, 1] = 0.6
     pp = EventPostprocessor(["a", "b"], threshold=[0.5, 0.7])
-    assert pp.decode(s, hop_s=1.0, offset_s=0.0, filenames=["f"]) == [("f", 2.0, 4.0, "a")]
+    assert pp.decode(s, timing=(1.0, 0.0), filenames=["f"]) == [("f", 2.0, 4.0, "a")]
     pp = EventPostprocessor(["a", "b"], threshold=0.5, min_gap={"a": 0.0, "b": 2.0})
-    ev = pp.decode(s, hop_s=1.0, offset_s=0.0, filenames=["f"])
+    ev = pp.decode(s, timing=(1.0, 0.0), filenames=["f"])
     assert ("f", 2.0, 6.0, "b") in ev and ("f", 2.0, 4.0, "a") in ev and len(ev) == 2
     pp = EventPostprocessor(["a", "b"], threshold=0.5, min_duration=[2.0, 1.5])
-    assert pp.decode(s, hop_s=1.0, offset_s=0.0, filenames=["f"]) == [("f", 2.0, 4.0, "a"), ("f", 2.0, 4.0, "b")]
+    assert pp.decode(s, timing=(1.0, 0.0), filenames=["f"]) == [("f", 2.0, 4.0, "a"), ("f", 2.0, 4.0, "b")]
 
 
 def test_median_filter_per_class_removes_short_blips_only_where_set():
@@ -34,7 +37,7 @@ def test_median_filter_per_class_removes_short_blips_only_where_set():
     s[5, :] = 1.0  # a one-frame blip in both classes
     s[10:16, :] = 1.0  # a real event
     pp = EventPostprocessor(["a", "b"], threshold=0.5, median_filter=[0.0, 0.5])  # 5 frames at hop 0.1 s
-    ev = pp.decode(s, hop_s=0.1, offset_s=0.0, filenames=["f"])
+    ev = pp.decode(s, timing=(0.1, 0.0), filenames=["f"])
     a = [e for e in ev if e[3] == "a"]
     b = [e for e in ev if e[3] == "b"]
     assert len(a) == 2 and len(b) == 1
@@ -45,15 +48,15 @@ def test_clip_gating_needs_clip_scores_and_drops_ungated_classes():
     s = np.full((2, 5, 1), 0.9)
     pp = EventPostprocessor(["a"], threshold=0.5, clip_threshold=0.5)
     with pytest.raises(ValueError, match="clip_scores"):
-        pp.decode(s)
-    ev = pp.decode(s, clip_scores=np.array([[0.6], [0.4]]), filenames=["x", "y"], hop_s=1.0, offset_s=0.0)
+        pp.decode(s, timing=T)
+    ev = pp.decode(s, clip_scores=np.array([[0.6], [0.4]]), filenames=["x", "y"], timing=(1.0, 0.0))
     assert ev == [("x", 0.0, 5.0, "a")]
 
 
 def test_event_times_follow_the_frame_convention_and_clip_duration():
     s = np.zeros((10, 1))
     s[7:, 0] = 1.0
-    ev = EventPostprocessor(["a"]).decode(s, hop_s=0.016, offset_s=0.008, filenames=["f"], clip_duration=0.16)
+    ev = EventPostprocessor(["a"]).decode(s, timing=(0.016, 0.008), filenames=["f"], clip_duration=0.16)
     assert ev[0][1] == pytest.approx(0.008 + 7 * 0.016) and ev[0][2] == pytest.approx(0.16)
 
 
@@ -77,13 +80,13 @@ def test_bad_settings_are_refused_with_the_setting_named(kwargs, match):
 def test_bad_scores_are_refused():
     pp = EventPostprocessor(["a", "b"])
     with pytest.raises(ValueError, match="expected \\(n_frames, 2\\)"):
-        pp.decode(np.zeros((3, 4, 3)))
+        pp.decode(np.zeros((3, 4, 3)), timing=T)
     with pytest.raises(ValueError, match="NaN or Inf"):
-        pp.decode(np.full((1, 4, 2), np.nan))
+        pp.decode(np.full((1, 4, 2), np.nan), timing=T)
     with pytest.raises(ValueError, match="no clip"):
-        pp.decode([])
+        pp.decode([], timing=T)
     with pytest.raises(ValueError, match="filenames has 1 entries"):
-        pp.decode(np.zeros((2, 4, 2)), filenames=["a"])
+        pp.decode(np.zeros((2, 4, 2)), filenames=["a"], timing=T)
 
 
 def test_round_trip_through_plain_data_and_replace():
@@ -125,15 +128,15 @@ def _synthetic(n=60, seed=0, n_frames=100, hop=0.05):
 
 def test_weak_calibration_finds_event_thresholds_and_class_lengths_from_clip_tags_only():
     s, clip, y, ref, names = _synthetic()
-    pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], hop_s=0.05, offset_s=0.0)
+    pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0))
     assert pp.source == "weak"
     assert np.all((pp.threshold > 0.3) & (pp.threshold <= 0.6))  # between noise and events
     L = pp.info["typical_event_length_s"]
     assert L["long"] > 3 * L["short"]  # the long class gets longer smoothing
     assert pp.median_filter[1] > pp.median_filter[0] and pp.min_gap[1] > pp.min_gap[0]
-    est = pp.decode(s, clip, names, hop_s=0.05, offset_s=0.0)
+    est = pp.decode(s, clip, names, timing=(0.05, 0.0))
     f_weak = event_based_metrics(ref, est, ["short", "long"], filenames=names)["f_measure"]
-    naive = EventPostprocessor(["short", "long"], threshold=0.5).decode(s, clip, names, hop_s=0.05, offset_s=0.0)
+    naive = EventPostprocessor(["short", "long"], threshold=0.5).decode(s, clip, names, timing=(0.05, 0.0))
     f_naive = event_based_metrics(ref, naive, ["short", "long"], filenames=names)["f_measure"]
     assert f_weak > f_naive + 0.1  # the dips of "long" are bridged
 
@@ -142,23 +145,23 @@ def test_weak_calibration_warns_for_a_class_never_tagged():
     s, clip, y, _, _ = _synthetic()
     y[:, 0] = 0
     with pytest.warns(UserWarning, match="never"):
-        pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], hop_s=0.05, offset_s=0.0)
+        pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0))
     assert pp.threshold[0] == 0.5
 
 
 def test_strong_tuning_does_not_lose_to_its_start_and_stores_its_score():
     s, clip, y, ref, names = _synthetic(seed=1)
     start = EventPostprocessor(["short", "long"], threshold=0.9)  # a poor start
-    pp = EventPostprocessor.tune(s, clip, ref, ["short", "long"], names, hop_s=0.05, offset_s=0.0, start=start)
+    pp = EventPostprocessor.tune(s, clip, ref, ["short", "long"], names, timing=(0.05, 0.0), start=start)
     assert pp.source == "strong"
 
     def f1(p):
-        return event_based_metrics(ref, p.decode(s, clip, names, hop_s=0.05, offset_s=0.0), ["short", "long"], filenames=names)["f_measure"]
+        return event_based_metrics(ref, p.decode(s, clip, names, timing=(0.05, 0.0)), ["short", "long"], filenames=names)["f_measure"]
 
     assert f1(pp) > f1(start) + 0.3
     assert f1(pp) > 0.9
     for lab in ("short", "long"):
-        est = [e for e in pp.decode(s, clip, names, hop_s=0.05, offset_s=0.0) if e[3] == lab]
+        est = [e for e in pp.decode(s, clip, names, timing=(0.05, 0.0)) if e[3] == lab]
         r = event_based_metrics([e for e in ref if e[3] == lab], est, [lab], filenames=names)["f_measure"]
         assert pp.info["event_f1"][lab] == pytest.approx(r)
 
@@ -166,9 +169,9 @@ def test_strong_tuning_does_not_lose_to_its_start_and_stores_its_score():
 def test_strong_tuning_refuses_unknown_labels_and_files():
     s, clip, y, ref, names = _synthetic(n=6)
     with pytest.raises(ValueError, match="not in classes"):
-        EventPostprocessor.tune(s, clip, ref + [("c0", 0.0, 1.0, "dog")], ["short", "long"], names)
+        EventPostprocessor.tune(s, clip, ref + [("c0", 0.0, 1.0, "dog")], ["short", "long"], names, timing=T)
     with pytest.raises(ValueError, match="not in filenames"):
-        EventPostprocessor.tune(s, clip, ref + [("zz", 0.0, 1.0, "short")], ["short", "long"], names)
+        EventPostprocessor.tune(s, clip, ref + [("zz", 0.0, 1.0, "short")], ["short", "long"], names, timing=T)
 
 
 def test_scores_are_the_smoothed_frame_scores_times_the_clip_probability():
@@ -176,10 +179,10 @@ def test_scores_are_the_smoothed_frame_scores_times_the_clip_probability():
     s = rng.random((3, 20, 2))
     clip = rng.random((3, 2))
     pp = EventPostprocessor(["a", "b"], median_filter=[0.0, 0.5])
-    out = pp.scores(s, clip, hop_s=0.1)
-    smooth = pp.smooth(s, hop_s=0.1)
+    out = pp.scores(s, clip, timing=0.1)
+    smooth = pp.smooth(s, timing=0.1)
     for o, m, c in zip(out, smooth, clip):
         np.testing.assert_allclose(o, m * c[None, :])
     np.testing.assert_allclose(out[0][:, 0], s[0, :, 0] * clip[0, 0])  # no filter on "a"
     assert not np.allclose(smooth[0][:, 1], s[0, :, 1])  # a 5-frame median on "b"
-    assert all(np.array_equal(a, b) for a, b in zip(pp.scores(s, None, hop_s=0.1), smooth))
+    assert all(np.array_equal(a, b) for a, b in zip(pp.scores(s, None, timing=0.1), smooth))

@@ -21,6 +21,7 @@ sse = pytest.importorskip("sed_scores_eval")
 
 from skattloc import sed_scores  # noqa: E402
 from skattloc.events import frames_to_events  # noqa: E402
+from skattloc.timing import FrameTiming  # noqa: E402
 from skattloc.sed_scores import (  # noqa: E402
     PSDS_SCENARIOS,
     intersection_f1,
@@ -33,7 +34,8 @@ if sed_scores._SSE_PROBLEM is not None:  # e.g. pandas >= 3 with sed_scores_eval
     pytest.skip(sed_scores._SSE_PROBLEM, allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
-ONE = dict(hop_s=1.0, offset_s=0.0)  # frame i covers [i, i + 1) s
+T = FrameTiming(0.016, 0.008)  # the default extractor's timing
+ONE = dict(timing=FrameTiming(1.0, 0.0))  # frame i covers [i, i + 1) s
 CL = ["dog", "cat"]
 
 
@@ -330,7 +332,7 @@ def test_intersection_f1_matches_sed_scores_eval_on_a_grid():
         for c in classes:
             assert _cw(r, c) == pytest.approx((fs[c], ps[c], rs[c]))
         r2 = intersection_f1_from_scores(ref, [grids[f] for f in files], classes, files, dur,
-                                         hop_s=0.01, offset_s=0.0, dtc_threshold=dtc, gtc_threshold=gtc)
+                                         timing=(0.01, 0.0), dtc_threshold=dtc, gtc_threshold=gtc)
         assert r2["f_measure"] == pytest.approx(r["f_measure"])
     assert 0.2 < r["f_measure"] < 0.95  # the case is not trivial
 
@@ -352,8 +354,8 @@ def test_psds_matches_sed_scores_eval_with_default_frames():
     for k in (1, 2):
         p = dict(PSDS_SCENARIOS[k])
         expected = sse.intersection_based.psds(direct, gt, {f: 10.0 for f in files}, **p)[0]
-        assert psds(ref, np.stack(clips), classes, files, 10.0, scenario=k) == pytest.approx(expected)
-    dfs = scores_to_dataframes(np.stack(clips), classes, files, durations=10.0)
+        assert psds(ref, np.stack(clips), classes, files, 10.0, scenario=k, timing=T) == pytest.approx(expected)
+    dfs = scores_to_dataframes(np.stack(clips), classes, files, durations=10.0, timing=T)
     assert list(dfs) == files
     np.testing.assert_allclose(dfs["x.wav"].to_numpy(), direct["x.wav"].to_numpy())
 
@@ -402,13 +404,13 @@ def test_psds_and_f1_match_psds_eval(monkeypatch):
             ev = psds_mod.PSDSEval(p["dtc_threshold"], p["gtc_threshold"], p["cttc_threshold"] or 0.3,
                                    ground_truth=gt, metadata=meta)
             for th in (-0.1, 0.1, 0.3, 0.5, 0.7, 0.9):
-                det = frames_to_events(clips, classes, hop_s=hop, offset_s=0.0, threshold=th, filenames=files)
+                det = frames_to_events(clips, classes, timing=(hop, 0.0), threshold=th, filenames=files)
                 ev.add_operating_point(pd.DataFrame(det, columns=cols))
             expected = ev.psds(alpha_ct=p["alpha_ct"], alpha_st=p["alpha_st"], max_efpr=p["max_efpr"]).value
-            got = psds(ref, clips, classes, files, dur, scenario=k, hop_s=hop, offset_s=0.0)
+            got = psds(ref, clips, classes, files, dur, scenario=k, timing=(hop, 0.0))
             assert got == pytest.approx(expected, abs=1e-9)
             assert 0.05 < got < 0.99  # not a degenerate case
-        det = frames_to_events(clips, classes, hop_s=hop, offset_s=0.0, threshold=0.5, filenames=files)
+        det = frames_to_events(clips, classes, timing=(hop, 0.0), threshold=0.5, filenames=files)
         for d in (0.3, 0.7):
             ev = psds_mod.PSDSEval(d, d, 0.3, ground_truth=gt, metadata=meta)
             f_avg, f_cls = ev.compute_macro_f_score(pd.DataFrame(det, columns=cols))
@@ -423,19 +425,20 @@ def test_psds_and_f1_match_psds_eval(monkeypatch):
 def test_scores_to_dataframes_clips_frames_to_the_clip():
     s = np.arange(20, dtype=float).reshape(1, 10, 2) / 20
     # defaults: frame i covers [0.008 + 0.016 i, 0.024 + 0.016 i)
-    df = scores_to_dataframes(s, CL, ["a"])["a"]
+    df = scores_to_dataframes(s, CL, ["a"], timing=T)["a"]
     assert df["onset"].iloc[0] == 0.0 and df["offset"].iloc[-1] == pytest.approx(0.168)
-    df = scores_to_dataframes(s, CL, ["a"], durations=0.17)["a"]  # 2 ms short: stretched
+    df = scores_to_dataframes(s, CL, ["a"], durations=0.17, timing=T)["a"]  # 2 ms short: stretched
     assert len(df) == 10 and df["offset"].iloc[-1] == 0.17
-    df = scores_to_dataframes(s, CL, ["a"], durations=0.1)["a"]  # frames from 0.104 s dropped
+    df = scores_to_dataframes(s, CL, ["a"], durations=0.1, timing=T)["a"]  # frames from 0.104 s dropped
     assert len(df) == 6 and df["offset"].iloc[-1] == 0.1
     np.testing.assert_array_equal(df[CL].to_numpy(), s[0, :6])
-    df = scores_to_dataframes(s, CL, ["a"], offset_s=-0.02)["a"]  # frame 0 ends before 0 s
-    assert len(df) == 9 and df["onset"].iloc[0] == 0.0 and df["offset"].iloc[0] == pytest.approx(0.012)
+    # frames before 0 s (a negative offset) no longer exist: FrameTiming refuses them
+    with pytest.raises(ValueError, match="offset_s must be >= 0"):
+        scores_to_dataframes(s, CL, ["a"], timing=(0.016, -0.02))
     with pytest.raises(ValueError, match="more than one hop .* before the end"):
-        scores_to_dataframes(s, CL, ["a"], durations=0.5)
+        scores_to_dataframes(s, CL, ["a"], durations=0.5, timing=T)
     with pytest.raises(ValueError, match="more than one hop .* after the start"):
-        scores_to_dataframes(s, CL, ["a"], offset_s=0.05)
+        scores_to_dataframes(s, CL, ["a"], timing=(0.016, 0.05))
 
 
 def test_overlapping_references_are_merged():
@@ -498,7 +501,7 @@ _S = np.full((1, 10, 2), 0.5)
         (dict(alpha_ct=0.0), "cttc_threshold and alpha_ct go together"),
         (dict(dtc_threshold=1.5), r"dtc_threshold must be in \(0, 1\]"),
         (dict(max_efpr=0.0), "max_efpr must be > 0"),
-        (dict(hop_s=0.0), "hop_s must be > 0"),
+        (dict(timing=(0.0, 0.0)), "hop_s must be > 0"),
     ],
 )
 def test_psds_input_errors(kwargs, match):
