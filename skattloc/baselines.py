@@ -156,15 +156,8 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
         n_jobs=None,
         random_state=None,
     ):
-        self.n_components = n_components
-        self.n_mfcc = n_mfcc
-        self.covariance_type = covariance_type
-        self.background = background
-        self.max_frames = max_frames
-        self.max_iter = max_iter
-        self.reg_covar = reg_covar
-        self.n_jobs = n_jobs
-        self.random_state = random_state
+        # sklearn's rule: __init__ stores its arguments and nothing else
+        vars(self).update((name, value) for name, value in locals().items() if name != "self")
 
     def __sklearn_tags__(self):
         return tagger_sklearn_tags(super().__sklearn_tags__())
@@ -246,7 +239,8 @@ class GMMTagger(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array of shape (n_clips, n_frames, n_mels) or list of (n_frames_i, n_mels)
+        X : clips of log-mel frames, an (n_clips, n_frames, n_mels) array or a list of
+            (n_frames_i, n_mels) arrays
 
         Returns
         -------
