@@ -182,3 +182,21 @@ def test_cli_fit_records_the_timing_of_its_extractor(tmp_path, audio):
     )
     assert proc.returncode == 0, proc.stderr
     assert AttLocTagger.load(out).frame_timing_.matches(LogMelExtractor(sr=8000).frame_timing)
+
+
+# ---------------------------------------------------------------------------- issue 17, item 11
+def test_no_hop_argument_left_to_get_wrong(audio):
+    X = LogMelExtractor(hop_length=512).fit_transform(audio[0])
+    tagger = AttLocTagger(**TINY).fit(X, audio[1])
+    with pytest.raises(ValueError, match="unknown event setting 'hop_s'"):  # was: hop_s=0 -> OverflowError, <0 -> []
+        tagger.detect_events(X, hop_s=0)
+    for bad in (0, -0.016):
+        with pytest.raises(ValueError, match="hop_s must be > 0"):
+            tagger.set_params(frame_timing=bad)._validate_params()
+
+
+def test_tune_events_refuses_an_empty_reference(audio):
+    X = LogMelExtractor().fit_transform(audio[0])
+    tagger = AttLocTagger(**TINY).fit(X, audio[1])
+    with pytest.raises(ValueError, match=r"reference=\[\]\) has no events"):
+        tagger.tune_events(X, reference=[], filenames=[f"c{i}" for i in range(len(X))])
