@@ -22,13 +22,14 @@ import warnings
 
 import librosa
 import numpy as np
+import scipy.signal
 import soundfile as sf
 from joblib import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 from sklearn.base import BaseEstimator, TransformerMixin
 from tqdm.auto import tqdm
 
-from ._checks import check_int, check_positive_int
+from ._checks import check_bool, check_int, check_positive_int
 from .timing import with_frame_timing
 
 __all__ = ["AudioLoadError", "FEATURE_PARAMS", "LogMelExtractor", "LowSampleRateWarning", "load_audio"]
@@ -370,6 +371,11 @@ class LogMelExtractor(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
         if not isinstance(self.log_offset, numbers.Real) or not self.log_offset > 0:
             raise ValueError(f"log_offset must be a positive float, got {self.log_offset!r}")
         check_int(self.n_jobs, "n_jobs", allow_none=True)
+        check_bool(self.resample, "resample")
+        try:
+            scipy.signal.get_window(self.window, self.n_fft)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"window must be a scipy.signal.get_window window (e.g. 'hann'), got {self.window!r}: {exc}") from None
 
     def _mel_basis(self):
         with warnings.catch_warnings():

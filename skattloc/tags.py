@@ -18,9 +18,12 @@ classes and the same messages everywhere.
 """
 from __future__ import annotations
 
+import unicodedata
+import warnings
+
 import numpy as np
 
-__all__ = ["decode_tags", "encode_tags", "tagger_sklearn_tags"]
+__all__ = ["check_tag_names", "decode_tags", "encode_tags", "tagger_sklearn_tags"]
 
 _FORMS = "an (n_clips, n_classes) 0/1 matrix or one collection of tag names per clip"
 
@@ -84,7 +87,13 @@ def encode_tags(y, classes=None, *, n_clips=None, kind="auto", name="Y", owner="
         ``y`` is None; its row count is not ``n_clips``; a clip's tags are a string; a
         tag is not in ``classes``; no clip has a tag (names without ``classes``); a matrix
         that is not 2-D, has no column, holds values other than 0/1, or has another number
-        of columns than ``classes``.
+        of columns than ``classes``; a tag name (found from ``y``) with a tab, a line break
+        or another control character (:func:`check_tag_names`).
+
+    Warns
+    -----
+    UserWarning
+        Tag names (found from ``y``) with a comma (:func:`check_tag_names`).
 
     Examples
     --------
@@ -133,12 +142,25 @@ def _encode_names(y, classes, name, known_as):
         from sklearn.preprocessing import MultiLabelBinarizer  # its class order and dtype rules
 
         mlb = MultiLabelBinarizer()
-        Y = mlb.fit_transform(rows)
+        try:
+            Y = mlb.fit_transform(rows)
+        except TypeError:  # sorting names of different types: '<' between int and str
+            by_type = {}
+            for tag in sorted({t for tags in rows for t in tags}, key=repr):
+                by_type.setdefault(type(tag).__name__, []).append(tag)
+            if len(by_type) < 2:
+                raise
+            kinds = ", ".join(f"{kind}: {tags[:5]}" for kind, tags in sorted(by_type.items()))
+            raise ValueError(
+                f"{name} mixes tag names of different types ({kinds}); expected all tags as strings "
+                f"(or all as ints)"
+            ) from None
         if Y.shape[1] == 0:
             raise ValueError(
                 f"{name} has no tag in any clip; at least 1 class is required (each clip's tags as "
                 f"a list of names, e.g. [['dog'], []])"
             )
+        check_tag_names(mlb.classes_, name)
         return Y.astype(np.int64), mlb.classes_
     listed = np.asarray(classes).tolist()
     index = {c: k for k, c in enumerate(listed)}
@@ -149,6 +171,79 @@ def _encode_names(y, classes, name, known_as):
     for i, tags in enumerate(rows):
         Y[i, [index[t] for t in tags]] = 1
     return Y, classes
+
+
+def _control_character(tag):
+    """The first character of a tag name that no line of a tab-separated file can hold (a
+    tab, a line break, another control character), or None."""
+    if isinstance(tag, bytes):
+        tag = tag.decode("latin-1")
+    if not isinstance(tag, str):
+        return None
+    for ch in tag:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):  # controls; line/paragraph separators
+            return ch
+    return None
+
+
+def check_tag_names(classes, name="Y") -> None:
+    """Refuse tag names that the outputs of skattloc cannot hold; warn about commas.
+
+    The DCASE event list that ``skattloc localize`` writes (and
+    :func:`skattloc.events.write_events_tsv`) is tab-separated with one event per line, so a
+    tag name with a tab, a line break or another control character cannot be written in
+    it. The predictions CSV of ``skattloc predict`` joins a clip's tags with commas in its
+    ``tags`` column, so a tag name with a comma would be read back as several tags.
+    Leading and trailing spaces are kept as they are.
+
+    Parameters
+    ----------
+    classes : sequence
+        The tag names (other values, e.g. ints, are not checked).
+    name : str, default="Y"
+        How the messages name the tags' source.
+
+    Raises
+    ------
+    ValueError
+        A tag name holds a tab, a newline, a carriage return or another control character
+        (or a Unicode line or paragraph separator); the message names it (``repr``).
+
+    Warns
+    -----
+    UserWarning
+        Tag names with a comma, all named in one warning.
+
+    Examples
+    --------
+    >>> from skattloc.tags import check_tag_names
+    >>> check_tag_names(["dog", "car horn"])
+    >>> check_tag_names(["dog", "car\\thorn"])
+    Traceback (most recent call last):
+    ...
+    ValueError: Y has the tag 'car\\thorn', whose name holds a tab ('\\t'): the DCASE event list (tab-separated, one event per line) cannot carry it; expected tag names without tabs, line breaks or other control characters
+    """
+    words = {"\t": "a tab", "\n": "a newline", "\r": "a carriage return"}
+    commas = []
+    for tag in np.asarray(classes, dtype=object).tolist():
+        ch = _control_character(tag)
+        if ch is not None:
+            what = words.get(ch, "a control character")
+            raise ValueError(
+                f"{name} has the tag {tag!r}, whose name holds {what} ({ch!r}): the DCASE event "
+                f"list (tab-separated, one event per line) cannot carry it; expected tag names "
+                f"without tabs, line breaks or other control characters"
+            )
+        if isinstance(tag, str) and "," in tag:
+            commas.append(tag)
+    if commas:
+        warnings.warn(
+            f"{name} has tags with a comma: {commas}; the predictions CSV of `skattloc predict` "
+            f"separates a clip's tags with commas, so it would list each as several tags. "
+            f"Rename them (e.g. 'a;b' or 'a_b') to use that CSV",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _encode_matrix(y, classes, name):

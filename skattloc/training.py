@@ -44,7 +44,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from ._version import __version__
 from .data import move_to_device_if_small
 from .params import EARLY_STOPPING_METRICS, check_callbacks, check_logger, resume_params  # noqa: F401  (check_* were public here)
-from .persistence import ModelFileError, atomic_torch_save, plain_data, refusal_reason, safe_torch_load
+from .persistence import ModelFileError, atomic_torch_save, find_damage, plain_data, refusal_reason, safe_torch_load
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -331,7 +331,7 @@ class _InterruptWatch(Callback):
             self.interrupt = exception
 
 
-def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved=None):
+def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved=None, frames=None):
     """Train ``model`` as ``estimator``'s parameters say: the LightningModule, the loaders,
     checkpoints and resume, early stopping, the Trainer. Returns the trained module.
 
@@ -341,12 +341,16 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
     model : CGRNN
         Built and seeded by the caller (inside :func:`seeded`).
     train, val : (clips, 0/1 tags (n_clips, n_classes))
-        Training and validation data; ``val`` may be None.
+        Training and validation data; ``val`` may be None. NaN rows of the training tags
+        are unlabeled clips (then the mean teacher trains, unless ``consistency_weight``
+        is 0).
     seed : int
         Seeds the batch order.
     Y : ndarray (n_clips, n_classes)
         All of ``fit``'s tags (the resume fingerprint's).
     resume_from, saved : path and fingerprint of the checkpoint a resumed fit continues.
+    frames : list of (ndarray (n_frames_i, n_classes) or None), optional
+        Frame targets of the training clips with event times (:mod:`skattloc.supervision`).
 
     Returns
     -------
@@ -356,9 +360,16 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
     from . import data as _data
     from .module import AttLocModule
 
-    keywords = [k for k in inspect.signature(AttLocModule.__init__).parameters if k not in ("self", "model")]
-    module = AttLocModule(model, **{k: getattr(estimator, k) for k in keywords})
-    train_dl = _data.train_loader(*train, estimator.batch_size, seed, estimator.num_workers)
+    unlabeled = bool(np.isnan(train[1]).any())
+    mean_teacher = unlabeled and estimator.consistency_weight > 0
+    # batches of four (x, lengths, y, f) as soon as any label is not a plain tag
+    if frames is None and unlabeled:
+        frames = [None] * len(train[1])
+
+    keywords = [k for k in inspect.signature(AttLocModule.__init__).parameters if k not in ("self", "model", "mean_teacher")]
+    module = AttLocModule(model, mean_teacher=mean_teacher, **{k: getattr(estimator, k) for k in keywords})
+    train_dl = _data.train_loader(*train, estimator.batch_size, seed, estimator.num_workers, frames=frames,
+                                  unlabeled_ratio=estimator.unlabeled_ratio if mean_teacher else 0.0)
     val_dl = None if val is None else _data.train_loader(*val, estimator.batch_size, seed, 0, shuffle=False)
     history = History()
     ckpt_callbacks, plugins, created_dir = [], [], False
@@ -556,6 +567,12 @@ def read_checkpoint_fingerprint(path) -> dict:
     """
     path = os.fspath(path)
     try:
+        damage = find_damage(path)
+        if damage is not None:
+            raise ModelFileError(
+                f"cannot resume from {os.fspath(path)!r}: it is damaged: {damage}; delete it, or set resume=False "
+                f"to train from the first epoch"
+            )
         ckpt = safe_torch_load(path)
     except pickle.UnpicklingError as exc:
         raise ModelFileError(

@@ -2,9 +2,11 @@
 import io
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 
 import joblib
@@ -14,8 +16,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import skattloc
-from skattloc import AttLocTagger
+import skattloc.features
+from skattloc import AttLocTagger, LogMelExtractor
 from skattloc.persistence import FORMAT, FORMAT_VERSION, ModelFileError, read_model_info
+from skattloc.timing import FrameTiming
 
 TINY = dict(n_filters=4, kernel_size=3, rnn_hidden=4, rnn_layers=1, dense_units=4, batch_size=8, max_epochs=2, random_state=0)
 
@@ -284,3 +288,266 @@ def test_trained_on_gpu_loads_in_a_cpu_only_process(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), tagger.predict_proba(X), atol=1e-5)
+
+
+# ------------------------------------------------------------------ frame timing (issue 16)
+def _resaved_with(fitted, path, **attrs):
+    """A copy of ``fitted`` (through a file) with fitted attributes set, saved to ``path``."""
+    tagger = AttLocTagger.load(fitted.save(path))
+    for name, value in attrs.items():
+        setattr(tagger, name, value)
+    return tagger
+
+
+def test_frame_timing_is_stored_and_restored(fitted, tmp_path):
+    tagger = _resaved_with(fitted, tmp_path / "a.skattloc", frame_timing_=FrameTiming(0.01, 0.005))
+    path = tagger.save(tmp_path / "m.skattloc")
+    assert _blob(path)["frame_timing"] == {"hop_s": 0.01, "offset_s": 0.005}
+    loaded = AttLocTagger.load(path)
+    assert loaded.frame_timing_ == FrameTiming(0.01, 0.005)
+    # the same timing from an extractor is not a contradiction
+    tagger.frame_timing_ = FrameTiming(0.032, 0.0)
+    loaded = AttLocTagger.load(tagger.save(path, extractor=LogMelExtractor(hop_length=512, n_mels=8)))
+    assert loaded.frame_timing_ == FrameTiming(0.032, 0.0) and loaded.feature_params_["hop_length"] == 512
+
+
+def test_no_frame_timing_is_stored_as_none_or_taken_from_the_extractor(fitted, tmp_path):
+    tagger = _resaved_with(fitted, tmp_path / "a.skattloc", frame_timing_=None)
+    path = tagger.save(tmp_path / "m.skattloc")
+    assert _blob(path)["frame_timing"] is None
+    assert AttLocTagger.load(path).frame_timing_ is None
+    # fitted on plain arrays, saved with the extractor of its features: the extractor's timing
+    path = tagger.save(tmp_path / "m.skattloc", extractor=LogMelExtractor(hop_length=512, n_mels=8))
+    assert _blob(path)["frame_timing"] == {"hop_s": 0.032, "offset_s": 0.0}
+    assert AttLocTagger.load(path).frame_timing_ == FrameTiming(0.032, 0.0)
+
+
+def test_an_extractor_with_another_timing_than_the_fit_is_refused_at_save(fitted, tmp_path):
+    tagger = _resaved_with(fitted, tmp_path / "a.skattloc", frame_timing_=FrameTiming(0.016, 0.008))
+    with pytest.raises(ValueError, match=r"the extractor's frame timing \(hop 32 ms, frame 0 from 0 ms\) differs from the tagger's frame_timing_ \(hop 16 ms, frame 0 from 8 ms\).*expected the extractor that computed the training features"):
+        tagger.save(tmp_path / "m.skattloc", extractor=LogMelExtractor(hop_length=512, n_mels=8))
+    assert not (tmp_path / "m.skattloc").exists()
+
+
+def test_a_file_from_before_frame_timings_gets_that_of_its_feature_params(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc", extractor=LogMelExtractor(hop_length=160, n_fft=400, n_mels=8))
+    blob = _blob(path)
+    del blob["frame_timing"]  # as written by skattloc 0.1
+    _resave(blob, path)
+    assert AttLocTagger.load(path).frame_timing_ == FrameTiming(0.01, 0.0075)
+    del blob["fitted"]["feature_params_"]  # ... without an extractor: unknown
+    _resave(blob, path)
+    assert AttLocTagger.load(path).frame_timing_ is None
+
+
+@pytest.mark.parametrize(
+    "record, message",
+    [
+        ({"hop_s": 0.0, "offset_s": 0.0}, r"hop_s must be > 0 seconds"),
+        ({"hop_s": -0.01, "offset_s": 0.0}, r"hop_s must be > 0 seconds"),
+        ({"hop_s": 0.01, "offset_s": -1.0}, r"offset_s must be >= 0 seconds"),
+        ({"hop_s": "fast"}, r"hop_s must be a number of seconds"),
+        ({"hop_s": 0.01, "offset_s": 0.0, "hop_length": 256}, r"has the keys hop_s and offset_s"),
+        ([0.01, 0.0], r"must be a dict with hop_s and offset_s"),
+    ],
+    ids=["zero-hop", "negative-hop", "negative-offset", "string-hop", "extra-key", "list"],
+)
+def test_an_invalid_frame_timing_record_is_refused(fitted, tmp_path, record, message):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    blob["frame_timing"] = record
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=rf"m\.skattloc': the frame timing record is invalid: .*{message}.*expected None or \{{'hop_s': seconds > 0, 'offset_s': seconds >= 0\}}"):
+        AttLocTagger.load(path)
+
+
+def test_a_frame_timing_record_that_contradicts_the_feature_params_is_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc", extractor=LogMelExtractor(n_mels=8))
+    blob = _blob(path)
+    blob["frame_timing"] = {"hop_s": 0.032, "offset_s": 0.0}
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"the frame timing record \(hop 32 ms, frame 0 from 0 ms\) differs from that of its feature_params_ \(hop 16 ms, frame 0 from 8 ms\)"):
+        AttLocTagger.load(path)
+
+
+# ------------------------------------------------------------------ damaged files (issue 17, item 3)
+def _member_data_offset(path, member):
+    """Where the data of zip member ``member`` starts in the file (after its local header)."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    assert header[:4] == b"PK\x03\x04"
+    name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    return info.header_offset + 30 + name_length + extra_length, info.file_size
+
+
+def _flip_byte(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x10]))
+
+
+def test_a_flipped_byte_in_a_stored_tensor_is_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    with zipfile.ZipFile(path) as archive:
+        tensors = [i for i in archive.infolist() if "/data/" in i.filename and not i.filename.endswith(".pkl")]
+    member = max(tensors, key=lambda i: i.file_size).filename  # the largest tensor's data record
+    start, size = _member_data_offset(path, member)
+    _flip_byte(path, start + size // 2)
+    # torch reads the damaged file without a word, with a changed weight ...
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert any(not torch.equal(v, fitted.model_.state_dict()[k]) for k, v in state.items())
+    # ... the archive's CRC-32 does not let it through
+    message = rf"cannot read .*m\.skattloc' as a skattloc model file: it is damaged: member '{member}' \(the data of a stored tensor\) fails its CRC-32 check .*copy it again from its source"
+    with pytest.raises(ModelFileError, match=message):
+        AttLocTagger.load(path)
+    with pytest.raises(ModelFileError, match=message):
+        read_model_info(path)
+
+
+def test_a_flipped_byte_in_the_stored_values_record_is_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    with zipfile.ZipFile(path) as archive:
+        member = next(i.filename for i in archive.infolist() if i.filename.endswith("data.pkl"))
+    start, size = _member_data_offset(path, member)
+    # a byte of a class name: the pickle stays readable, the tag name changes
+    with open(path, "rb") as f:
+        f.seek(start)
+        record = f.read(size)
+    _flip_byte(path, start + record.index(b"speech") + 2)
+    with pytest.raises(ModelFileError, match=rf"damaged: member '{member}' \(the record of the stored values\) fails its CRC-32 check"):
+        AttLocTagger.load(path)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99, -1, -10])
+def test_a_truncated_model_file_is_refused(fitted, tmp_path, keep):
+    data = fitted.save(tmp_path / "ok.skattloc").read_bytes()
+    n = int(len(data) * keep) if keep > 0 else len(data) + keep
+    path = tmp_path / "cut.skattloc"
+    path.write_bytes(data[:n])
+    with pytest.raises(ModelFileError, match=rf"cannot read .*cut\.skattloc' as a skattloc model file: it is damaged: the directory at the end of its zip archive is missing or unreadable: the file is truncated or corrupted \({n} bytes;"):
+        AttLocTagger.load(path)
+
+
+# ------------------------------------------------------------------ contents checked at load (issue 17, items 8, 11)
+@pytest.fixture
+def saved_with_extractor(fitted, tmp_path):
+    return fitted.save(tmp_path / "m.skattloc", extractor=LogMelExtractor(n_mels=8))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"sr": 0}, r"sr must be a positive int, got 0"),
+        ({"hop_length": 0}, r"hop_length must be a positive int, got 0"),
+        ({"n_fft": -512}, r"n_fft must be a positive int, got -512"),
+        ({"fmin": 9000.0}, r"fmin must be in \[0, sr/2 = 8000.0\) Hz, got 9000.0"),
+        ({"log_offset": 0.0}, r"log_offset must be a positive float, got 0.0"),
+    ],
+    ids=["sr-0", "hop-0", "negative-n_fft", "fmin-above-nyquist", "log-offset-0"],
+)
+def test_invalid_feature_params_are_refused(saved_with_extractor, change, message):
+    path = saved_with_extractor
+    blob = _blob(path)
+    blob["fitted"]["feature_params_"]["value"].update(change)
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=rf"m\.skattloc': feature_params_ are not valid LogMelExtractor settings: {message}; expected the settings of the extractor"):
+        AttLocTagger.load(path)
+
+
+def test_unknown_feature_params_are_refused_naming_them(saved_with_extractor):
+    path = saved_with_extractor
+    blob = _blob(path)
+    blob["fitted"]["feature_params_"]["value"]["hop"] = 256
+    blob["fitted"]["feature_params_"]["value"]["n_jobs"] = 4
+    _resave(blob, path)
+    expected = re.escape(str(list(skattloc.features.FEATURE_PARAMS)))
+    with pytest.raises(ModelFileError, match=rf"feature_params_ has keys \['hop', 'n_jobs'\] that are not LogMelExtractor feature settings; expected only {expected}"):
+        AttLocTagger.load(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"threshold": 7}, r"threshold must be a number in \[0\.0, 1\.0\]"),
+        ({"dropout": 1.5}, r"dropout must be a number in \[0\.0, 1\.0\)"),
+        ({"localization": "everywhere"}, r"localization must be one of"),
+    ],
+    ids=["threshold-7", "dropout-1.5", "unknown-localization"],
+)
+def test_parameters_out_of_range_are_refused(fitted, tmp_path, change, message):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    blob["params"].update(change)
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=rf"m\.skattloc': the saved parameters are invalid: {message}.*; expected parameters that skattloc .* accepts"):
+        AttLocTagger.load(path)
+
+
+def test_duplicate_classes_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    assert blob["fitted"]["classes_"]["kind"] == "ndarray_list"
+    blob["classes"] = blob["fitted"]["classes_"]["data"] = ["dog", "dog"]
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"m\.skattloc': classes_ names \['dog'\] more than once \(\['dog', 'dog'\]\); expected distinct classes"):
+        AttLocTagger.load(path)
+
+
+def test_classes_that_differ_from_classes_attribute_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    blob["classes"] = ["speech", "dog"]
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"'classes' \['speech', 'dog'\] differs from classes_ \['dog', 'speech'\]; expected the same tag names in the same order"):
+        AttLocTagger.load(path)
+
+
+def test_event_settings_for_other_classes_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    settings = blob["fitted"]["event_settings_"]["value"]
+    assert settings["classes"] == ["dog", "speech"]
+    settings["classes"] = ["cat", "speech"]
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"m\.skattloc': event_settings_ are for the classes \['cat', 'speech'\], but the model's classes are \['dog', 'speech'\]; expected event settings for the model's classes"):
+        AttLocTagger.load(path)
+    settings["classes"] = ["speech", "dog"]  # the same classes in another order
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"event_settings_ are for the classes \['speech', 'dog'\]"):
+        AttLocTagger.load(path)
+
+
+def test_invalid_event_settings_are_refused(fitted, tmp_path):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    blob["fitted"]["event_settings_"]["value"]["threshold"] = [7.0, 0.5]
+    _resave(blob, path)
+    with pytest.raises(ModelFileError, match=r"m\.skattloc': event_settings_ are invalid: .*threshold.*; expected the settings of EventPostprocessor\.to_dict"):
+        AttLocTagger.load(path)
+
+
+@pytest.mark.parametrize("version", ["1", 1.0, None, True])
+def test_a_format_version_that_is_not_an_int_says_so(fitted, tmp_path, version):
+    path = fitted.save(tmp_path / "m.skattloc")
+    blob = _blob(path)
+    blob["format_version"] = version
+    _resave(blob, path)
+    found = f"{type(version).__name__} {version!r}"
+    with pytest.raises(ModelFileError, match=rf"m\.skattloc': the model file format version must be an int \(skattloc .* reads format version 1\), but the file has {re.escape(found)}"):
+        AttLocTagger.load(path)
+
+
+def test_a_frame_timing_parameter_object_is_saved_as_its_record(fitted, tmp_path):
+    tagger = _resaved_with(fitted, tmp_path / "a.skattloc", frame_timing_=None)
+    for given in (FrameTiming(0.02, 0.0), LogMelExtractor(hop_length=320, n_fft=320)):
+        tagger.set_params(frame_timing=given)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # not left out as "not plain data"
+            path = tagger.save(tmp_path / "m.skattloc")
+        loaded = AttLocTagger.load(path)
+        assert loaded.frame_timing == {"hop_s": 0.02, "offset_s": 0.0} and loaded.frame_timing_ is None

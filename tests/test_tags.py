@@ -1,5 +1,8 @@
 """The one tag encoder (issue 12): the same tags give the same matrix, classes and messages in
 the estimators, the scorer and the data set loaders."""
+import re
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -104,3 +107,53 @@ def test_scorer_names_unknown_tags_with_the_same_template():
     X = [[0.9, 0.2], [0.1, 0.8]]
     with pytest.raises(ValueError, match=r"^y has tags \['z'\] that are not in the estimator's classes_ \['a', 'b'\]$"):
         eer_score(Fixed(), X, [["z"], ["a"]])
+
+
+# ------------------------------------------------------------------ tag names no output can hold (issue 17, item 4)
+@pytest.mark.parametrize(
+    "tag, what",
+    [
+        ("car\thorn", r"a tab \('\\t'\)"),
+        ("car\nhorn", r"a newline \('\\n'\)"),
+        ("car horn\r", r"a carriage return \('\\r'\)"),
+        ("car\x00horn", r"a control character \('\\x00'\)"),
+        ("car\x1bhorn", r"a control character \('\\x1b'\)"),
+        ("car\u2028horn", r"a control character \('\\u2028'\)"),
+    ],
+    ids=["tab", "newline", "carriage-return", "nul", "escape", "line-separator"],
+)
+def test_tag_names_with_control_characters_are_refused(tag, what):
+    with pytest.raises(ValueError, match=rf"^Y has the tag {re.escape(repr(tag))}, whose name holds {what}: the DCASE event list \(tab-separated, one event per line\) cannot carry it; expected tag names without tabs, line breaks or other control characters$"):
+        encode_tags([["dog", tag], []])
+
+
+def test_fit_refuses_a_tag_name_with_a_tab_before_training():
+    X = np.random.default_rng(0).normal(size=(4, 6, 4)).astype(np.float32)
+    tags = [["dog"], ["car\thorn"], [], ["dog"]]
+    att = AttLocTagger(n_filters=2, kernel_size=2, rnn_hidden=2, rnn_layers=1, dense_units=2, max_epochs=1, random_state=0)
+    for est in (att, GMMTagger(n_components=1, n_mfcc=2, random_state=0)):
+        with pytest.raises(ValueError, match=r"Y has the tag 'car\\thorn', whose name holds a tab"):
+            est.fit(X, tags)
+        assert not hasattr(est, "classes_")
+
+
+def test_tag_names_with_a_comma_are_accepted_with_a_warning():
+    with pytest.warns(UserWarning, match=r"^Y has tags with a comma: \['car, horn', 'dog,cat'\]; the predictions CSV of `skattloc predict` separates a clip's tags with commas"):
+        Y, classes = encode_tags([["car, horn"], ["dog,cat", "bird"], []])
+    assert classes.tolist() == ["bird", "car, horn", "dog,cat"] and Y.tolist() == [[0, 1, 0], [1, 0, 1], [0, 0, 0]]
+
+
+def test_other_tag_names_pass_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # spaces (leading and trailing too), unicode, ints: as they are
+        Y, classes = encode_tags([[" dog", "car horn ", "Hund-Bellen/ä"], []])
+        assert classes.tolist() == [" dog", "Hund-Bellen/ä", "car horn "]
+        assert encode_tags([[], [3], [1, 3]])[1].tolist() == [1, 3]
+        # known classes (predict, score): checked when they were found, not again
+        encode_tags([["a,b"]], classes=np.array(["a,b"], dtype=object))
+
+
+def test_tag_names_mixing_strings_and_numbers_are_refused_naming_them():
+    with pytest.raises(ValueError, match=r"^Y mixes tag names of different types \(int: \[3\], str: \['dog'\]\); expected all tags as strings"):
+        encode_tags([["dog"], [3]])
