@@ -241,15 +241,19 @@ def subset(X: ClipsLike, idx: np.ndarray) -> ClipsLike:
 
 
 class ClipDataset(Dataset):
-    """Clips (and optional clip targets) as tensors.
+    """Clips (and optional clip and frame targets) as tensors.
 
     Parameters
     ----------
     X : ndarray (n_clips, n_frames, n_features) or list of (n_frames_i, n_features) arrays
     Y : ndarray (n_clips, n_classes), optional
+        Clip targets; NaN rows mark unlabeled clips (no clip loss).
+    frames : list of (ndarray (n_frames_i, n_classes) or None), optional
+        Frame targets of the clips with event times (None for the others). With it, items
+        are ``(x, y, f)`` with ``f`` NaN for clips without times.
     """
 
-    def __init__(self, X: ClipsLike, Y: Optional[np.ndarray] = None):
+    def __init__(self, X: ClipsLike, Y: Optional[np.ndarray] = None, frames=None):
         if isinstance(X, np.ndarray):
             self._x = torch.from_numpy(X)
         elif isinstance(X, ClipSequence):
@@ -257,18 +261,23 @@ class ClipDataset(Dataset):
         else:
             self._x = [torch.from_numpy(c) for c in X]
         self._y = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.float32)
+        self._f = None if frames is None else {i: torch.from_numpy(f) for i, f in enumerate(frames) if f is not None}
 
     def __len__(self) -> int:
         return len(self._x)
 
     def __getitem__(self, i):
         y = None if self._y is None else self._y[i]
-        return self._x[i], y
+        if self._f is None:
+            return self._x[i], y
+        x = self._x[i]
+        f = self._f.get(int(i))
+        return x, y, (torch.full((x.shape[0], self._y.shape[1]), float("nan")) if f is None else f)
 
     @property
     def nbytes(self) -> Optional[int]:
         """Bytes of clips and targets when they are one array each, else None."""
-        if not isinstance(self._x, torch.Tensor):
+        if not isinstance(self._x, torch.Tensor) or self._f is not None:
             return None
         ny = 0 if self._y is None else self._y.numel() * self._y.element_size()
         return self._x.numel() * self._x.element_size() + ny
@@ -288,7 +297,7 @@ class ClipDataset(Dataset):
         batch, which matters on a GPU, where the host prepares batch k+1 while the device
         runs batch k. Clips of different lengths and lazily read clips go item by item.
         """
-        if isinstance(self._x, torch.Tensor):
+        if isinstance(self._x, torch.Tensor) and self._f is None:
             idx = torch.as_tensor(indices, dtype=torch.int64).to(self._x.device, non_blocking=True)
             y = None if self._y is None else self._y.index_select(0, idx)
             return _GatheredBatch(self._x.index_select(0, idx), y)
@@ -335,7 +344,39 @@ def pad_collate(batch):
         x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True)
     ys = [b[1] for b in batch]
     y = None if ys[0] is None else torch.stack(ys)
+    if len(batch[0]) == 3:  # frame targets: padded frames are NaN (no target)
+        f = torch.nn.utils.rnn.pad_sequence([b[2] for b in batch], batch_first=True, padding_value=float("nan"))
+        return x, lengths, y, f
     return x, lengths, y
+
+
+class MixedBatchSampler(Sampler):
+    """Training batches with a fixed share of unlabeled clips (the mean teacher's batches).
+
+    Each batch holds ``batch_size - n_unlabeled`` labelled clips, in a new random order each
+    epoch, and ``n_unlabeled = round(unlabeled_ratio * batch_size)`` unlabeled clips, drawn
+    in turn from a reshuffled cycle of the unlabeled ones. An epoch is one pass over the
+    labelled clips. Both orders come from ``generator`` (checkpointed for resume).
+    """
+
+    def __init__(self, labelled: np.ndarray, unlabeled: np.ndarray, batch_size: int, unlabeled_ratio: float,
+                 generator: torch.Generator):
+        self.labelled, self.unlabeled = np.asarray(labelled), np.asarray(unlabeled)
+        self.n_unlabeled = min(max(1, int(round(unlabeled_ratio * batch_size))), batch_size - 1)
+        self.n_labelled = batch_size - self.n_unlabeled
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return -(-len(self.labelled) // self.n_labelled)
+
+    def __iter__(self):
+        order = self.labelled[torch.randperm(len(self.labelled), generator=self.generator).numpy()]
+        pool: list = []
+        for start in range(0, len(order), self.n_labelled):
+            while len(pool) < self.n_unlabeled:
+                pool += self.unlabeled[torch.randperm(len(self.unlabeled), generator=self.generator).numpy()].tolist()
+            extra, pool = pool[: self.n_unlabeled], pool[self.n_unlabeled :]
+            yield order[start : start + self.n_labelled].tolist() + extra
 
 
 class SortedBatchSampler(Sampler):
@@ -372,19 +413,25 @@ class _SpawnSafeGenerator(torch.Generator):
         return (_rebuild_generator, (str(self.device), self.get_state().numpy().tobytes()))
 
 
-def train_loader(X: ClipsLike, Y: np.ndarray, batch_size: int, seed: int, num_workers: int = 0, shuffle: bool = True) -> DataLoader:
-    """A DataLoader of padded ``(x, lengths, y)`` batches, shuffled by a seeded generator."""
+def train_loader(X: ClipsLike, Y: np.ndarray, batch_size: int, seed: int, num_workers: int = 0, shuffle: bool = True,
+                 frames=None, unlabeled_ratio: float = 0.0) -> DataLoader:
+    """A DataLoader of padded ``(x, lengths, y)`` batches, shuffled by a seeded generator.
+
+    With ``frames`` (frame targets of timed clips, see :class:`ClipDataset`) the batches are
+    ``(x, lengths, y, f)``. Rows of ``Y`` that are NaN are unlabeled clips; with
+    ``unlabeled_ratio > 0`` and some of them, a :class:`MixedBatchSampler` gives each batch
+    that share of unlabeled clips.
+    """
     gen = _SpawnSafeGenerator()
     gen.manual_seed(int(seed))
-    return DataLoader(
-        ClipDataset(X, Y),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        generator=gen,
-        collate_fn=pad_collate,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-    )
+    common = dict(collate_fn=pad_collate, num_workers=num_workers, persistent_workers=num_workers > 0)
+    dataset = ClipDataset(X, Y, frames)
+    unlabeled = np.flatnonzero(np.isnan(np.asarray(Y)).any(axis=1)) if Y is not None else np.empty(0, np.int64)
+    if shuffle and len(unlabeled) and unlabeled_ratio > 0 and len(unlabeled) < len(Y):
+        labelled = np.setdiff1d(np.arange(len(Y)), unlabeled)
+        sampler = MixedBatchSampler(labelled, unlabeled, batch_size, unlabeled_ratio, gen)
+        return DataLoader(dataset, batch_sampler=sampler, generator=gen, **common)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen, **common)
 
 
 #: Training data held in one array go to a single CUDA device for the whole fit when they

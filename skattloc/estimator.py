@@ -26,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _checks
 from . import params as _params
 from .params import EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
+from .supervision import TIMED, UNLABELED, parse_supervision, split_by_kind
 from .tags import decode_tags, encode_tags, tagger_sklearn_tags
 from .timing import as_frame_timing, common_timing, frame_timing_of
 
@@ -79,7 +80,9 @@ _DOC = '''Weakly supervised audio tagger and event localizer (Xu et al., Intersp
         Only on a tagger loaded from a file saved with ``save(path, extractor=...)`` (as
         ``skattloc fit`` does): the :class:`~skattloc.LogMelExtractor` settings of its
         training features; ``LogMelExtractor(**feature_params_)`` computes the same.
-
+    label_counts_ : dict
+        How many clips of each kind ``fit`` was given: ``{"tagged": n, "timed": n,
+        "unlabeled": n}`` (see :mod:`skattloc.supervision`).
     frame_timing_ : FrameTiming or None
         The :class:`~skattloc.timing.FrameTiming` of the training features (hop and start
         of frame 0, in seconds): the ``frame_timing`` parameter, else what the features
@@ -116,7 +119,7 @@ _DOC = '''Weakly supervised audio tagger and event localizer (Xu et al., Intersp
 
 
 class AttLocTagger(ClassifierMixin, BaseEstimator):
-    __doc__ = _DOC.format(parameters=_params.docstring_section())
+    __doc__ = _DOC.replace("{parameters}", _params.docstring_section())
 
 
     def __init__(
@@ -149,6 +152,11 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         early_stopping="auto",
         early_stopping_metric="val_eer",
         patience=15,
+        frame_loss_weight=1.0,
+        consistency_weight=2.0,
+        consistency_rampup=20,
+        teacher_decay=0.999,
+        unlabeled_ratio=0.5,
         threshold=0.5,
         localization="att_frame",
         calibrate_events=True,
@@ -195,8 +203,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             delattr(self, name)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, X_val=None, y_val=None):
-        """Train on clips with clip-level tags.
+    def fit(self, X, y, *, X_val=None, y_val=None, events=None, filenames=None):
+        """Train on clips with clip-level tags, event times on some clips, and unlabeled clips.
 
         Parameters
         ----------
@@ -208,7 +216,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             from audio paths): clips are then read in the DataLoader (its ``num_workers``
             processes) and the feature statistics are streamed.
         y : array of shape (n_clips, n_classes) of 0/1, or a list of tag-name collections
-            Clip-level tags ("Y"). With tag names, ``classes_`` holds the sorted names.
+            Clip-level tags ("Y"). With tag names, ``classes_`` holds the sorted names. An
+            unlabeled clip is a row of -1 (matrix) or None (list), scikit-learn's
+            semi-supervised convention: it trains through the mean teacher
+            (``consistency_weight``, ``unlabeled_ratio``); see :mod:`skattloc.supervision`.
         X_val, y_val : like ``X`` and ``y``, optional
             Validation clips and their tags, given together. They replace the random
             ``validation_fraction`` split (every clip of ``X`` then trains). Use this for a
@@ -216,6 +227,14 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             one fold of a source-disjoint split: ``val_*`` metrics are logged each epoch,
             ``early_stopping`` selects the epoch on them, and the event post-processing is
             calibrated on them. The tags are encoded against the classes found in ``y``.
+        events : list of (clip, onset_s, offset_s, tag), or a DCASE TSV path, optional
+            Event times for some training clips (``clip``: an index into ``X``, or a name of
+            ``filenames``). Those clips also train on frame targets (``frame_loss_weight``),
+            converted with the frame timing; their tags follow from their events (their row
+            of ``y`` must agree, or be -1 / None). The validation split draws its share of
+            timed clips separately, and event settings are then tuned on their times.
+        filenames : sequence of str, optional
+            The name of each clip of ``X``, when ``events`` names clips by file name.
 
         Returns
         -------
@@ -263,8 +282,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         min_features = _data.min_features(self.frontend, self.kernel_size)
         X = _data.check_clips(X, n_features=self.n_features_in_ if warm else None, min_features=min_features)
         n = _data.n_clips(X)
-        Yb, self.classes_ = _encode(y, n, getattr(self, "classes_", None) if self.warm_start else None)
-        _warn_degenerate(Yb, self.classes_)
+        sup = parse_supervision(y, n, _data.clip_lengths(X), _encode, getattr(self, "classes_", None) if self.warm_start else None,
+                                events=events, filenames=filenames, timing=timing)
+        Yb, self.classes_ = sup.Y, sup.classes
+        _warn_degenerate(Yb[sup.kinds != UNLABELED], self.classes_)
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
         fraction = self._validation_fraction(n)
@@ -280,10 +301,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         if resume_from is not None:  # the interrupted fit's seed: the same split and batches
             saved = _training.read_checkpoint_fingerprint(resume_from)
             seed = int(saved["seed"])
-        # X_val replaces the random split
-        train_idx, val_idx = _data.split_validation(
-            n, 0.0 if X_val is not None else fraction, np.random.RandomState(seed), self.validation_fraction
-        )
+        # X_val replaces the random split; with timed or unlabeled clips each kind gives its share
+        split = _data.split_validation if sup.plain else split_by_kind
+        train_idx, val_idx = split(n if sup.plain else sup.kinds, 0.0 if X_val is not None else fraction,
+                                   np.random.RandomState(seed), self.validation_fraction)
+        if self.consistency_weight == 0:  # no mean teacher: unlabeled clips have nothing to teach
+            train_idx = train_idx[sup.kinds[train_idx] != UNLABELED]
+        timed = [sup.frames[i] for i in train_idx]
         X_train = _data.subset(X, train_idx)  # X itself when there is no validation split
         val = (_data.subset(X, val_idx), Yb[val_idx]) if val_idx is not None else None if X_val is None else (X_val, Y_val)
         with _training.seeded(seed, self.verbose):
@@ -294,7 +318,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 model = self._build_model(len(mean), Yb.shape[1])
                 model.set_input_stats(mean, scale)
             module = _training.train_network(self, model, (X_train, Yb[train_idx]), val, seed, Yb,
-                                             resume_from, saved if resume_from is not None else None)
+                                             resume_from, saved if resume_from is not None else None,
+                                             frames=timed if any(f is not None for f in timed) else None)
         model = module.model.cpu().float().eval()  # float32 whatever the training precision ("bf16-true", "64-true")
         self.model_ = model
         self.n_features_in_ = model.n_mels
@@ -306,6 +331,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(self.history_)
         self.validation_indices_ = np.empty(0, dtype=np.int64) if val_idx is None else np.asarray(val_idx, dtype=np.int64)
         self.frame_timing_ = timing
+        self.label_counts_ = sup.counts
         self.event_settings_ = _default_event_settings(self.classes_, self.threshold)
         if self.calibrate_events and (val_idx is not None or X_val is not None):
             if timing is None:
@@ -318,6 +344,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # a class never/always tagged in a small split keeps the defaults
                     self.tune_events(*((X_val, Y_val) if val_idx is None else (_data.subset(X, val_idx), Yb[val_idx])))
+                timed_val = [] if val_idx is None else val_idx[sup.kinds[val_idx] == TIMED]
+                if len(timed_val):  # event times among the validation clips: tune on them (from the weak settings)
+                    names = [f"clip{i}" for i in timed_val]
+                    self.tune_events(_data.subset(X, timed_val), reference=sup.reference(timed_val, names), filenames=names)
         return self
 
     def _validation_fraction(self, n_clips: int) -> float:
@@ -715,8 +745,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         ------
         skattloc.persistence.ModelFileError
             A ValueError: the file holds pickled Python objects (refused without running
-            them), is not a skattloc model file, has another format version, or is
-            inconsistent.
+            them), is not a skattloc model file, has another format version, is damaged
+            (a zip member fails its CRC-32 check, or the file is truncated), or holds values
+            this version refuses (parameters, feature settings, duplicate classes, event
+            settings for other classes, an invalid frame timing).
         FileNotFoundError
             If ``path`` does not exist.
         """

@@ -1,6 +1,7 @@
 """The LightningModule: loss, optimizer and training-time metrics around :class:`CGRNN`."""
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Optional
 
@@ -67,7 +68,16 @@ def spec_augment(x, lengths, n_masks, time_width, freq_width, fill):
     return torch.where(drop, fill, x)
 
 
-def mixup(x, y, lengths, alpha, fill):
+def _grouped_permutation(groups, device):
+    """A random permutation that maps every row to a row of its own group."""
+    perm = torch.arange(len(groups), device=device)
+    for g in torch.unique(groups):
+        idx = torch.nonzero(groups == g).squeeze(1)
+        perm[idx] = idx[torch.randperm(len(idx), device=device)]
+    return perm
+
+
+def mixup(x, y, lengths, alpha, fill, groups=None):
     """Mixup (Zhang et al., 2018) of log-mel clips and their clip tags.
 
     Clip ``i`` becomes ``lam_i x_i + (1 - lam_i) x_j`` with ``j`` a random permutation of
@@ -88,6 +98,9 @@ def mixup(x, y, lengths, alpha, fill):
         Beta distribution parameter (> 0).
     fill : Tensor, shape (n_mels,) or scalar
         Value of padded frames before mixing (the network's ``input_mean``).
+    groups : Tensor of int, shape (batch,), optional
+        Clips mix only with clips of their own group (e.g. tagged, timed, unlabeled, whose
+        targets differ in kind).
 
     Returns
     -------
@@ -101,7 +114,7 @@ def mixup(x, y, lengths, alpha, fill):
     dev = x.device
     a = torch.tensor(float(alpha), device=dev)
     lam = torch.distributions.Beta(a, a).sample((batch,)).to(x.dtype)
-    perm = torch.randperm(batch, device=dev)
+    perm = torch.randperm(batch, device=dev) if groups is None else _grouped_permutation(groups, dev)
     if lengths is not None:
         valid = length_mask(lengths.to(dev), n_frames).unsqueeze(-1)
         x = torch.where(valid, x, torch.as_tensor(fill, dtype=x.dtype, device=dev))
@@ -111,6 +124,23 @@ def mixup(x, y, lengths, alpha, fill):
     ly = lam.to(y.dtype).view(batch, 1)
     y_mix = ly * y + (1 - ly) * y[perm]
     return x_mix, y_mix, lengths, lam, perm
+
+
+def _masked_mean(values, mask):
+    """Mean of ``values`` where ``mask`` is 1 (0 when the mask is empty); no host sync."""
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def _masked_bce(p, t, mask, eps: float = 1e-7):
+    """The BCE of eq. (1) on the cells where ``mask`` is 1 (NaN targets elsewhere)."""
+    p = p.float().clamp(eps, 1.0 - eps)
+    t = torch.nan_to_num(t.float())
+    return _masked_mean(-(t * torch.log(p) + (1.0 - t) * torch.log1p(-p)), mask.float())
+
+
+def _localize_output(out):
+    """``z_att(t) O(t)`` (``O(t)`` without attention): the default ``localize`` output."""
+    return out.frame if out.att is None else out.att.unsqueeze(-1) * out.frame
 
 
 class MacroEER(Metric):
@@ -173,6 +203,17 @@ class AttLocModule(pl.LightningModule):
         Largest time mask in frames and frequency mask in mel bands.
     mixup_alpha : float, default=0.0
         Beta parameter of :func:`mixup` on training batches; 0 is off (the paper).
+    frame_loss_weight : float, default=1.0
+        Weight of the frame loss on clips with event times (batches ``(x, lengths, y, f)``).
+    consistency_weight : float, default=2.0
+        Largest weight of the mean teacher's consistency loss (with ``mean_teacher``).
+    consistency_rampup : int, default=20
+        Epochs over which that weight ramps up along ``exp(-5 (1 - t)^2)``.
+    teacher_decay : float, default=0.999
+        The teacher's exponential moving average of the student's weights.
+    mean_teacher : bool, default=False
+        Keep a teacher (a copy of the network, updated as an EMA of the student after every
+        step) and pull the student's clip and frame outputs towards the teacher's.
 
     Notes
     -----
@@ -183,6 +224,16 @@ class AttLocModule(pl.LightningModule):
     and negative clips) once per epoch. A non-finite
     training loss is detected without a per-step host sync and raises
     :class:`NonFiniteLossError` at the end of the epoch.
+
+    Batches of four, ``(x, lengths, y, f)``, carry every kind of label (see
+    :mod:`skattloc.supervision`): rows of ``y`` that are NaN are unlabeled clips (no clip
+    loss), ``f`` holds frame targets (NaN where a clip has no event times, and on padding).
+    Their loss is the clip BCE over the labelled clips, plus ``frame_loss_weight`` times the
+    frame BCE of ``z_att(t) O(t)`` (the ``localize`` output) over the timed frames, plus,
+    with ``mean_teacher``, the ramped-up consistency weight times the mean squared error
+    between the student's and the teacher's clip and frame outputs on every clip (Tarvainen
+    & Valpola, 2017; the DESED baseline of DCASE task 4). Mixup then mixes clips only with
+    clips of their own kind. Batches of three are clip tags alone, trained exactly as before.
     """
 
     def __init__(
@@ -195,6 +246,11 @@ class AttLocModule(pl.LightningModule):
         time_mask_width: int = 10,
         freq_mask_width: int = 6,
         mixup_alpha: float = 0.0,
+        frame_loss_weight: float = 1.0,
+        consistency_weight: float = 2.0,
+        consistency_rampup: int = 20,
+        teacher_decay: float = 0.999,
+        mean_teacher: bool = False,
     ):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -207,6 +263,14 @@ class AttLocModule(pl.LightningModule):
         self.time_mask_width = int(time_mask_width)
         self.freq_mask_width = int(freq_mask_width)
         self.mixup_alpha = float(mixup_alpha)
+        self.frame_loss_weight = float(frame_loss_weight)
+        self.consistency_weight = float(consistency_weight)
+        self.consistency_rampup = int(consistency_rampup)
+        self.teacher_decay = float(teacher_decay)
+        self.teacher = None
+        if mean_teacher:  # a submodule: checkpointed with the student, so a resume continues it
+            self.teacher = copy.deepcopy(model)
+            self.teacher.requires_grad_(False)
         n = model.n_classes
         if n > 1:
             self.val_auroc = MultilabelAUROC(num_labels=n, average="macro")
@@ -234,10 +298,10 @@ class AttLocModule(pl.LightningModule):
         # The clip lengths stay on the CPU: the network reads them on the host (are all
         # clips full length? pack_padded_sequence wants them there), which on a GPU would
         # be a device-to-host sync every step. x and y move as usual (non-blocking).
-        if isinstance(batch, (tuple, list)) and len(batch) == 3 and isinstance(batch[1], torch.Tensor):
-            x, lengths, y = batch
-            x, y = super().transfer_batch_to_device((x, y), device, dataloader_idx)
-            return x, lengths, y
+        if isinstance(batch, (tuple, list)) and len(batch) in (3, 4) and isinstance(batch[1], torch.Tensor):
+            x, lengths, *targets = batch
+            x, *targets = super().transfer_batch_to_device((x, *targets), device, dataloader_idx)
+            return (x, lengths, *targets)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def augment(self, x, lengths, y):
@@ -252,15 +316,69 @@ class AttLocModule(pl.LightningModule):
         return x, lengths, y
 
     def training_step(self, batch, batch_idx):
-        x, lengths, y = batch
-        x, lengths, y = self.augment(x, lengths, y)
-        out = self.model(x, lengths)
-        loss = clip_bce(out.clip, y)
+        if len(batch) == 4:
+            loss = self._every_label_step(*batch)
+        else:
+            x, lengths, y = batch
+            x, lengths, y = self.augment(x, lengths, y)
+            out = self.model(x, lengths)
+            loss = clip_bce(out.clip, y)
+        x = batch[0]
         self._nonfinite |= ~torch.isfinite(loss.detach())
         # sync_dist: under DDP the epoch mean is over all ranks' batches (reduced once, at
         # the epoch's end; a no-op on one device).
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
         return loss
+
+    def _every_label_step(self, x, lengths, y, f):
+        """The loss of a batch with unlabeled clips and frame targets (see the class notes)."""
+        unlabeled = torch.isnan(y).any(dim=1)
+        timed = ~torch.isnan(f).all(dim=2).all(dim=1)
+        fill = self.model.input_mean
+        all_valid = lengths is None or bool((lengths == x.shape[1]).all())
+        lengths_aug = None if all_valid else lengths
+        if self.spec_augment > 0:
+            x = spec_augment(x, lengths_aug, self.spec_augment, self.time_mask_width, self.freq_mask_width, fill)
+        if self.mixup_alpha > 0:
+            groups = unlabeled.long() * 2 + timed.long()
+            x, y, lengths_aug, lam, perm = mixup(x, y, lengths_aug, self.mixup_alpha, fill, groups=groups)
+            lf = lam.to(f.dtype).view(-1, 1, 1)
+            f = lf * f + (1 - lf) * f[perm]
+        lengths = lengths_aug if lengths_aug is not None else lengths
+        out = self.model(x, lengths)
+        labelled = (~unlabeled).to(out.clip.dtype).unsqueeze(1).expand_as(out.clip)
+        loss = _masked_bce(out.clip, y, labelled)
+        frame = _localize_output(out)
+        frame_mask = (~torch.isnan(f)).to(frame.dtype)
+        loss = loss + self.frame_loss_weight * _masked_bce(frame, f, frame_mask)
+        if self.teacher is not None:
+            with torch.no_grad():
+                teacher_out = self.teacher(x, lengths)
+            valid = out.mask.to(frame.dtype).unsqueeze(-1).expand_as(frame)
+            consistency = (out.clip.float() - teacher_out.clip.float()).pow(2).mean()
+            consistency = consistency + _masked_mean((frame.float() - _localize_output(teacher_out).float()).pow(2), valid)
+            loss = loss + self.consistency_weight * self._rampup() * consistency
+        return loss
+
+    def _rampup(self) -> float:
+        """``exp(-5 (1 - t)^2)`` with ``t`` the share of the ramp-up steps done, then 1."""
+        total = self.consistency_rampup * max(1, int(self.trainer.num_training_batches))
+        if total <= 0:
+            return 1.0
+        t = min(1.0, self.global_step / total)
+        return float(np.exp(-5.0 * (1.0 - t) ** 2))
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.teacher is None:
+            return
+        # the teacher follows the student: an EMA of the weights (warm-up as DESED's), the
+        # student's buffers (batch-norm statistics) as they are
+        decay = min(1.0 - 1.0 / (self.global_step + 1), self.teacher_decay)
+        with torch.no_grad():
+            for t, s in zip(self.teacher.parameters(), self.model.parameters()):
+                t.mul_(decay).add_(s.detach(), alpha=1.0 - decay)
+            for t, s in zip(self.teacher.buffers(), self.model.buffers()):
+                t.copy_(s)
 
     def on_train_epoch_end(self):
         # Any rank's NaN stops every rank (a lone rank raising would leave the others

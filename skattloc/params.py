@@ -398,6 +398,45 @@ _TABLE = [
         """,
     ),
     Param(
+        "frame_loss_weight", 1.0, "training", number(0, word="a finite number", hint="0 trains timed clips on their tags only"),
+        kind="float",
+        doc="""
+        Weight of the frame loss on clips with event times (``fit(..., events=...)``): the
+        BCE of the :meth:`localize` output ``z_att(t) O(t)`` against the events' frames,
+        added to the clip loss. DESED's baseline weighs its strong and weak losses equally.
+        """,
+    ),
+    Param(
+        "consistency_weight", 2.0, "training", number(0, word="a finite number", hint="0 turns the mean teacher off"),
+        kind="float",
+        doc="""
+        Largest weight of the mean teacher's consistency loss (Tarvainen & Valpola, 2017), used
+        when ``y`` marks unlabeled clips: the mean squared error between the student's clip
+        and frame outputs and those of a teacher whose weights are an exponential moving
+        average of the student's. 2 is DESED's ``const_max``; 0 trains on labelled clips only.
+        """,
+    ),
+    Param(
+        "consistency_rampup", 20, "training", partial(_checks.check_int, minimum=0), kind="int",
+        doc="""
+        Epochs over which the consistency weight ramps up from 0 (``exp(-5 (1 - t)^2)``, as
+        DESED; a quarter of ``max_epochs``, DESED's 50 of 200).
+        """,
+    ),
+    Param(
+        "teacher_decay", 0.999, "training", number(0, 1, "[)"), kind="float",
+        doc="""
+        Decay of the teacher's moving average of the student's weights (DESED's 0.999).
+        """,
+    ),
+    Param(
+        "unlabeled_ratio", 0.5, "training", number(0, 1, "()"), kind="float", resume=True,
+        doc="""
+        Share of each training batch taken by unlabeled clips when there are any (DESED: half);
+        an epoch is one pass over the labelled clips.
+        """,
+    ),
+    Param(
         "threshold", 0.5, "inference", number(0.0, 1.0, "[]"), kind="float",
         doc="""
         Decision threshold of :meth:`predict` on the clip probabilities.

@@ -276,6 +276,8 @@ def _encode_matrix(y, classes, name):
         raise ValueError(
             f"Unknown label type: {kind}. {name} must be a 0/1 indicator matrix (n_clips, n_classes); "
             f"found other values such as {vals.tolist()}"
+            + (" (AttLocTagger.fit reads a row of -1 in every column as an unlabeled clip; -1 never marks "
+               "a single tag)" if -1 in vals else "")
         )
     if classes is None:
         return Y.astype(np.int64), np.arange(Y.shape[1])

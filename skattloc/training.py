@@ -374,7 +374,7 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
     history = History()
     ckpt_callbacks, plugins, created_dir = [], [], False
     if estimator.checkpoint_dir is not None:
-        fingerprint = fit_fingerprint(estimator, seed, model.n_mels, estimator.classes_, Y)
+        fingerprint = fit_fingerprint(estimator, seed, model.n_mels, estimator.classes_, Y, frames)
         if resume_from is not None:
             check_resume(resume_from, saved, fingerprint)
         created_dir = not os.path.isdir(estimator.checkpoint_dir)
@@ -534,7 +534,7 @@ def resume_checkpoint(estimator):
     return None
 
 
-def fit_fingerprint(estimator, seed, n_features, classes, Y) -> dict:
+def fit_fingerprint(estimator, seed, n_features, classes, Y, frames=None) -> dict:
     """What a resumed fit must share with the interrupted one, as plain data.
 
     Examples
@@ -547,7 +547,15 @@ def fit_fingerprint(estimator, seed, n_features, classes, Y) -> dict:
     (3, ['dog'], 'att_loc')
     """
     params = estimator.get_params(deep=False)
+    extra = {}
+    if frames is not None:  # the frame targets of timed clips (event times) must match too
+        digest = hashlib.sha1()
+        for i, f in enumerate(frames):
+            if f is not None:
+                digest.update(np.int64(i).tobytes() + np.ascontiguousarray(f, dtype=np.float32).tobytes())
+        extra["frames_sha1"] = digest.hexdigest()
     return {
+        **extra,
         "seed": int(seed),
         "n_clips": int(len(Y)),
         "n_features": int(n_features),
@@ -610,6 +618,8 @@ def check_resume(path, saved: dict, current: dict) -> None:
         if saved.get(key) != current[key]:
             what = "Y (the clip tags)" if key == "y_sha1" else key
             diffs.append(what if key == "y_sha1" else f"{what}: {saved.get(key)!r} in the checkpoint, {current[key]!r} now")
+    if saved.get("frames_sha1") != current.get("frames_sha1"):
+        diffs.append("the event times (frame targets)")
     for key, value in current["params"].items():
         old = saved.get("params", {}).get(key, value)
         if old != value:
