@@ -28,7 +28,7 @@ from . import params as _params
 from .params import EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
 from .supervision import TIMED, UNLABELED, parse_supervision, split_by_kind
 from .tags import decode_tags, encode_tags, tagger_sklearn_tags
-from .timing import as_frame_timing, common_timing, frame_timing_of
+from .timing import as_frame_timing, common_timing, frame_timing_of, known_timing
 
 if TYPE_CHECKING:  # for readers and type checkers; imported where used
     from .model import CGRNN
@@ -243,13 +243,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            Parameters out of range; ``X`` with the wrong dimensions, no clips, clips of
-            zero frames, NaN/Inf, fewer features than ``kernel_size``; ``y`` with another
-            row count, values other than 0/1, or (``warm_start``) other columns than
-            ``classes_``; clips whose frame timing differs from ``frame_timing`` or from
-            each other; a ``resume`` checkpoint from another fit; Lightning settings
-            (``accelerator``, ``devices``, ``precision``, ``strategy``, ``trainer_kwargs``
-            keys) that the ``Trainer`` refuses, before any work.
+            Before any work: parameters out of range or refused by Lightning's ``Trainer``;
+            ``X`` with the wrong dimensions, no clips, NaN/Inf, too few features; ``y`` with
+            another row count, values other than 0/1 (or -1 rows), other columns than
+            ``classes_`` (``warm_start``); events for clips not in ``X``, outside a clip or
+            with unknown tags; frame timings that disagree; a ``resume`` checkpoint from
+            another fit.
         TypeError
             Non-numeric ``X`` (strings, objects).
         skattloc.module.NonFiniteLossError
@@ -400,26 +399,12 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_clips, n_frames, n_classes), or list of (n_frames_i, n_classes)
             A 3-D array when ``X`` is a 3-D array, else a list with one array per clip (only
-            its valid frames). Values in [0, 1]. Frame ``t`` of clip ``i`` for class ``k``
-            depends on ``localization``:
-
-            - ``"att_frame"`` (default): ``z_att(t) O(t)``, eq. (5)'s frame output without
-              ``z_loc``, for ``"att"`` and ``"att_loc"`` (``O(t)`` for ``"mean"``). On
-              domestic-mix it localized best within clips for every attention model
-              (within-clip AUC 0.885 against 0.845 for the paper's ``O'(t)``, att_loc, 20
-              epochs, 4-fold CV; ``docs/benchmarks.md``).
-            - ``"paper"``: the frame output that the pooling averages into the clip output.
-              ``"att_loc"``: ``O'(t) = z_att(t) O(t) z_loc(t)`` (eq. 7); ``"att"``:
-              ``z_att(t) O(t)`` (eq. 5); ``"mean"``: ``O(t)``.
-            - ``"frame"``: ``O(t)``, the per-frame sigmoid output, for every pooling.
-            - ``"loc"``: ``z_loc(t)`` (eq. 6), the localization softmax over classes
-              (``"att_loc"`` only); it sums to 1 over classes in every frame.
-
-            Frame ``t`` is the feature frame ``t`` of the input; in seconds it is centred at
-            ``frame_timing_.frame_times(n_frames)[t]`` (``t * 0.016 + 0.016`` s with the
-            default :class:`~skattloc.LogMelExtractor`). Recordings of any length: those
-            longer than ``window_frames`` run on overlapping windows, a batch at a time,
-            and their frame outputs are stitched (see :mod:`skattloc.windowing`).
+            its valid frames). Values in [0, 1]: by default ``z_att(t) O(t)``; the
+            ``localization`` parameter picks the quantity (the paper's eq. 7 output,
+            ``O(t)`` or ``z_loc(t)``). Frame ``t`` is the feature frame ``t`` of the input,
+            centred at ``frame_timing_.frame_times(n_frames)[t]`` seconds. Recordings
+            longer than ``window_frames`` run on overlapping windows whose frame outputs
+            are stitched (:mod:`skattloc.windowing`).
         """
         from .inference import frame_scores
 
@@ -470,28 +455,9 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ events
     def _timing(self):
-        """The frame timing every answer in seconds reads: ``frame_timing_`` (or a
-        ``frame_timing`` set after fit); refuses when neither is known."""
+        """The frame timing every answer in seconds reads (:func:`skattloc.timing.known_timing`)."""
         check_is_fitted(self, "model_")
-        fitted, given = getattr(self, "frame_timing_", None), as_frame_timing(self.frame_timing)
-        if fitted is not None and given is not None and not given.matches(fitted):
-            raise ValueError(f"frame_timing={given} contradicts the timing of the training features, {fitted}")
-        if fitted is None and given is None:
-            raise ValueError(
-                "this tagger does not know the frame timing of its features (the hop and the start of frame 0 "
-                "in seconds): it was fitted on arrays that carry none, so it cannot answer in seconds. Set it "
-                "with tagger.set_params(frame_timing=...), e.g. frame_timing=(0.01, 0.0) for a 10 ms hop or "
-                "frame_timing=LogMelExtractor(...) for that extractor's frames"
-            )
-        return fitted or given
-
-    def _clip_durations(self, frames, clip_duration):
-        """``clip_duration``, or what each clip's frames cover (:meth:`FrameTiming.clip_duration
-        <skattloc.timing.FrameTiming.clip_duration>`)."""
-        if clip_duration is not None:
-            return clip_duration
-        timing = self._timing()
-        return [timing.clip_duration(len(f)) for f in frames]
+        return known_timing(getattr(self, "frame_timing_", None), as_frame_timing(self.frame_timing))
 
     def get_event_postprocessor(self, **overrides):
         """The :class:`~skattloc.postprocessing.EventPostprocessor` of ``event_settings_``.
@@ -564,7 +530,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
 
         pp = self.get_event_postprocessor(**overrides)
         frames, clip = frame_scores(self, X)
-        return pp.decode(frames, clip, filenames, timing=self._timing(), clip_duration=self._clip_durations(frames, clip_duration))
+        return pp.decode(frames, clip, filenames, timing=self._timing(), clip_duration=clip_duration)
 
     def event_scores(self, X):
         """Threshold-free event scores per frame: the :meth:`localize` output, median-filtered
@@ -644,7 +610,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             if not reference:
                 raise ValueError("tune_events(reference=[]) has no events to tune on: give the event times of the clips of X")
             pp = EventPostprocessor.tune(frames, clip, reference, classes, filenames, timing=timing,
-                                         clip_duration=self._clip_durations(frames, clip_duration),
+                                         clip_duration=clip_duration,
                                          start=self.get_event_postprocessor(), verbose=verbose, **tune_kwargs)
         self.event_settings_ = pp.to_dict()
         return self

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FrameArray", "FrameList", "FrameTiming", "as_frame_timing", "common_timing", "frame_timing_of", "with_frame_timing"]
+__all__ = ["FrameArray", "FrameList", "FrameTiming", "as_frame_timing", "common_timing", "frame_timing_of", "known_timing",
+           "with_frame_timing"]
 
 
 def _finite(value, name: str) -> float:
@@ -248,6 +249,22 @@ def common_timing(*named):
                 f"needs one frame timing (compute every clip with the same extractor settings)"
             )
     return found[0][1] if found else None
+
+
+def known_timing(fitted, given):
+    """The timing a fitted tagger answers in: the one recorded at fit (``fitted``), else the
+    one set since (``given``); ValueError when they disagree or neither is known (it never
+    guesses a hop)."""
+    if fitted is not None and given is not None and not given.matches(fitted):
+        raise ValueError(f"frame_timing={given} contradicts the timing of the training features, {fitted}")
+    if fitted is None and given is None:
+        raise ValueError(
+            "this tagger does not know the frame timing of its features (the hop and the start of frame 0 "
+            "in seconds): it was fitted on arrays that carry none, so it cannot answer in seconds. Set it "
+            "with tagger.set_params(frame_timing=...), e.g. frame_timing=(0.01, 0.0) for a 10 ms hop or "
+            "frame_timing=LogMelExtractor(...) for that extractor's frames"
+        )
+    return fitted or given
 
 
 def frame_timing_of(X):
