@@ -140,28 +140,37 @@ def make_tagger(system, seed, args):
     return AttLocTagger(**params, random_state=seed, accelerator=args.accelerator)
 
 
-def _events_metrics(ref, est, classes, names, duration):
-    from skattloc.metrics import event_based_metrics, segment_based_metrics
-    from skattloc.sed_scores import intersection_f1
-
-    ev = event_based_metrics(ref, est, classes, t_collar=T_COLLAR, percentage_of_length=PCT, filenames=names)
-    seg = segment_based_metrics(ref, est, classes, segment_length=1.0, filenames=names, durations=duration)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        inter = intersection_f1(ref, est, classes, names, duration, **INTERSECTION)
+def _events_row(report):
+    """The JSON fields of one post-processing setting, from its EvaluationReport."""
+    ev, seg, classes = report.event, report.segment, report.classes
     return {
         "event_f1": ev["f_measure"], "event_f1_macro": ev["class_wise_average"]["f_measure"],
         "event_er": ev["error_rate"],
         "event_f1_per_class": [ev["class_wise"][c]["f_measure"] for c in classes],
         "segment_f1": seg["f_measure"], "segment_er": seg["error_rate"],
         "segment_f1_per_class": [seg["class_wise"][c]["f_measure"] for c in classes],
-        "intersection_f1": inter["f_measure"], "n_events": len(est), "n_ref": len(ref),
+        "intersection_f1": report.intersection["f_measure"] if report.intersection else float("nan"),
+        "n_events": len(report.events), "n_ref": report.n_reference_events,
     }
+
+
+def _evaluate(tagger, scores, clip, d, te, ref_te, names_te, psds=True):
+    """skattloc's evaluation report (skattloc.evaluation) of the scored fold: the EER of
+    ``clip``, PSDS of the event scores of ``scores``, and the events that
+    ``tagger.detect_events`` makes with its current settings; the benchmark's conventions."""
+    from skattloc.evaluation import evaluate_scores
+
+    est = tagger.detect_events(d["X"][te], filenames=names_te, clip_duration=d["duration"])
+    return evaluate_scores(list(scores), clip, d["Y"][te], classes=d["classes"],
+                           postprocessor=tagger.get_event_postprocessor(), timing=tagger.frame_timing_,
+                           reference=ref_te, filenames=names_te, clip_duration=d["duration"], psds=psds,
+                           segment_length=1.0, t_collar=T_COLLAR, percentage_of_length=PCT, events=est,
+                           **INTERSECTION)
 
 
 def run_job(system, fold, seed, args, d, truth):
     """Train one system on the other folds and score ``fold``; returns a JSON-able dict."""
-    from skattloc.metrics import equal_error_rate, frame_auc, frame_average_precision, within_clip_auc
+    from skattloc.metrics import frame_auc, frame_average_precision, within_clip_auc
 
     classes, dur = d["classes"], d["duration"]
     tr, te = np.flatnonzero(d["folds"] != fold), np.flatnonzero(d["folds"] == fold)
@@ -184,30 +193,30 @@ def run_job(system, fold, seed, args, d, truth):
     clip = np.stack([o["clip"] for o in out])
     scores = np.stack([o[tagger.localization] for o in out])
     row["predict_s"] = time.perf_counter() - t
+    # weak labels only: the settings fit() calibrated on its validation clips' tags. The
+    # report holds the EER, and PSDS of the threshold-free event scores (localize output
+    # median-filtered with the weak settings, times the clip probability: tagger.event_scores)
+    report = _evaluate(tagger, scores, clip, d, te, ref_te, names_te)
+    row["eer"] = report.eer
+    row["psds1"], row["psds2"] = report.psds1, report.psds2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        row["eer"] = equal_error_rate(d["Y"][te], clip, average=None)
         row["frame_ap"] = frame_average_precision(truth[te], scores, average=None)
         row["frame_auc"] = frame_auc(truth[te], scores, average=None)
         row["within_clip_auc"] = within_clip_auc(truth[te], scores, average=None)
     from skattloc.sed_scores import psds
 
-    # PSDS of the threshold-free event scores (localize output median-filtered with the
-    # weak settings, times the clip probability: tagger.event_scores), and of the raw output.
-    ev_scores = tagger.get_event_postprocessor().scores(list(scores), clip, d["hop_s"])
-    for sc in (1, 2):
-        row[f"psds{sc}"] = psds(ref_te, ev_scores, classes, names_te, dur, scenario=sc)
-        row[f"psds{sc}_raw"] = psds(ref_te, scores, classes, names_te, dur, scenario=sc)
+    for sc in (1, 2):  # PSDS of the raw localize output
+        row[f"psds{sc}_raw"] = psds(ref_te, scores, classes, names_te, dur, scenario=sc, timing=tagger.frame_timing_)
     if args.save_models:
         Path(args.save_models).mkdir(parents=True, exist_ok=True)
         tagger.save(Path(args.save_models) / f"{system}_fold{fold}_seed{seed}.skattloc")
     if "att" in out[0] or "loc" in out[0]:
         row["collapse"] = collapse_stats(np.stack([o["loc"] for o in out]) if "loc" in out[0] else None,
                                          np.stack([o["att"] for o in out]) if "att" in out[0] else None, truth[te])
-    # weak labels only: the settings fit() calibrated on its validation clips' tags
     row["weak_settings"] = tagger.event_settings_
-    est = tagger.detect_events(d["X"][te], filenames=names_te, clip_duration=dur)
-    row["weak"] = _events_metrics(ref_te, est, classes, names_te, dur)
+    row["weak"] = _events_row(report)
+    est = report.events
     # a small strongly labelled validation set: the same held-out training-fold clips
     val = tr[tagger.validation_indices_]
     names_val = [d["filenames"][i] for i in val]
@@ -216,8 +225,9 @@ def run_job(system, fold, seed, args, d, truth):
     if len(val):
         tagger.tune_events(d["X"][val], reference=ref_val, filenames=names_val, clip_duration=dur)
         row["strong_settings"] = tagger.event_settings_
-        est = tagger.detect_events(d["X"][te], filenames=names_te, clip_duration=dur)
-        row["strong"] = _events_metrics(ref_te, est, classes, names_te, dur)
+        report = _evaluate(tagger, scores, clip, d, te, ref_te, names_te, psds=False)
+        row["strong"] = _events_row(report)
+        est = report.events
     if args.plot_data and system == "default" and seed == min(args.seed_list) and fold == min(args.fold_list):
         j = pick_clip(d, te)
         row["plot"] = {"index": int(te[j]), "scores": scores[j].tolist(), "clip": clip[j].tolist(),
@@ -265,7 +275,8 @@ def log(msg):
 
 # ----------------------------------------------------------------------------- data
 def load_data(args):
-    """Features, tags, folds and strong labels, from the cache when it exists."""
+    """Features (carrying their frame timing), tags, folds and strong labels, from the cache
+    when it exists."""
     cache = Path(args.features_cache) if args.features_cache else None
     if cache is not None and cache.is_file():
         log(f"loading features and labels from {cache}")
@@ -340,6 +351,11 @@ def load_data(args):
             filenames=[d["filenames"][i] for i in keep],
             strong=[e for e in d["strong"] if e[0] in names],
         )
+    # The features carry their frame timing, which fit records (tagger.frame_timing_).
+    from skattloc.timing import FrameTiming, with_frame_timing
+
+    d["timing"] = FrameTiming(d["hop_s"], d["offset_s"])
+    d["X"] = with_frame_timing(np.asarray(d["X"]), d["timing"])
     return d
 
 
@@ -675,7 +691,7 @@ def make_plot(args, d, row):
     fig = plot_localization(
         d["X"][i], np.asarray(row["plot"]["scores"]), d["classes"], events=[e for e in d["strong"] if e[0] == name],
         attention=None if row["plot"]["att"] is None else np.asarray(row["plot"]["att"]),
-        hop_s=d["hop_s"], offset_s=d["offset_s"], clip_scores=np.asarray(row["plot"]["clip"]),
+        timing=d["timing"], clip_scores=np.asarray(row["plot"]["clip"]),
         title=f"{name} (fold {row['fold']}, default recipe trained on the other folds' tags)",
         score_label="localize()",
     )
@@ -774,7 +790,7 @@ def main(argv=None):
     from skattloc.events import events_to_frames
 
     info = machine_info(args.accelerator)
-    truth = events_to_frames(d["strong"], d["filenames"], d["classes"], d["X"].shape[1], hop_s=d["hop_s"], offset_s=d["offset_s"]).astype(np.uint8)
+    truth = events_to_frames(d["strong"], d["filenames"], d["classes"], d["X"].shape[1], timing=d["timing"]).astype(np.uint8)
     if args.report:
         rows = _read_rows(args.report)
         args.full_fits = [r for r in rows if r.get("full_fit")]

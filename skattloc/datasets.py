@@ -29,6 +29,7 @@ __all__ = [
     "load_chime_home",
     "load_weak_dataset",
     "make_weak_events",
+    "match_event_names",
 ]
 
 #: Synthetic event types of :func:`make_weak_events`; column ``k`` of ``Y`` is ``EVENT_TYPES[k]``.
@@ -306,10 +307,14 @@ def _read_table_utf8(path, delimiter, required, optional, aliases, ignore_unknow
         unknown = [] if ignore_unknown else [h for h in found if h not in expected]
         if missing or unknown or len(set(found)) != len(found):
             sep = "tab" if delimiter == "\t" else repr(delimiter)
+            other = {",": ("\t", "tab"), "\t": (",", "comma")}.get(delimiter)
+            hint = ""
+            if other is not None and len(raw) == 1 and other[0] in raw[0]:
+                hint = f"; the header is {other[1]}-separated, but this file must be {sep}-separated"
             raise ValueError(
                 f"{str(path)!r} has columns {[h.strip() for h in header]} ({sep}-separated) but "
                 f"expected {list(required)}" + (f" plus optional {list(optional)}" if optional else "")
-                + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "")
+                + (f"; missing {missing}" if missing else "") + (f"; unknown {unknown}" if unknown else "") + hint
             )
         rows = []
         for line_no, row in enumerate(reader, start=2):
@@ -335,7 +340,7 @@ def _readme(root):
     return readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
 
 
-def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None):
+def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None, strong=None, check_audio=True):
     """Load a weakly labelled data set: a DCASE-style folder or a CSV list of audio files.
 
     Expected layout of a folder (as in ``shared/data/domestic-mix``)::
@@ -370,6 +375,15 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
         Load only the clips of these folds (the ``fold`` column), e.g. the training folds
         of a cross-validation. With ``classes=None`` the classes are still those of every
         listed clip, so ``Y`` has the same columns whichever folds are loaded.
+    strong : str or os.PathLike, optional
+        An event list (tab-separated ``filename, onset, offset, event_label``, seconds) to
+        read instead of the folder's ``strong.tsv``, e.g. the event times of the clips of a
+        CSV list. Its names are matched to the clips by :func:`match_event_names`: a clip's
+        name as listed (``audio/a.wav`` in a CSV list, ``a.wav`` in ``weak.csv``), or its
+        file name alone (``a.wav``) when no two listed clips share it.
+    check_audio : bool, default=True
+        Raise FileNotFoundError when listed audio files are missing. False keeps them in
+        ``paths`` (reading them fails later; ``skattloc --on-error skip`` skips them).
 
     Returns
     -------
@@ -381,18 +395,20 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
         ``strong`` (list of (filename, onset_s, offset_s, label) in file order, or None
         without ``strong.tsv``), ``audio`` (float32 array (n_clips, n_samples) if all clips
         have equal length, else a list of 1-D arrays; None unless ``load_audio``), ``root``
-        (absolute str: the folder, or the CSV's folder) and ``DESCR`` (the folder's
-        README.md, or "").
+        (absolute str: the folder, or the CSV's folder), ``strong_path`` (str: the event
+        list read, or None), ``strong_by_file_name`` (how many of its events were matched by
+        file name alone, 0 without one) and ``DESCR`` (the folder's README.md, or "").
 
     Raises
     ------
     FileNotFoundError
         Missing folder, ``weak.csv``, ``audio/`` or audio files (up to 5 named).
     ValueError
-        Bad columns, duplicate filenames (in ``weak.csv``), non-integer folds, tags
-        outside ``classes``, ``strong.tsv`` rows with an unknown filename or label,
-        ``folds`` without a fold column or matching no clip, a label file that is not
-        UTF-8 (the message names the file, the byte and its line).
+        Bad columns or rows, a clip listed twice (``weak.csv``, or one file twice in a CSV
+        list), non-integer folds, tags outside ``classes`` or holding a tab or line break,
+        event list rows naming no listed clip or with an unknown label, ``folds`` without a
+        fold column or matching no clip, a label file that is not UTF-8 (the message names
+        the file, the byte and its line).
 
     Examples
     --------
@@ -419,9 +435,8 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
     if src.is_file():
         root = src.parent.resolve()
         source = repr(str(src))
-        filenames, paths, tag_lists, fold_list = _read_clip_list(src, source)
-        audio_dir = strong_path = None
-        descr = ""
+        filenames, paths, tag_lists, fold_list = _read_clip_list(src, source, check_audio)
+        audio_dir, strong_path, listed_in, descr = None, None, f"the path column of {source}", ""
     else:
         root = _check_dir(path, "dataset")
         weak_path = root / "weak.csv"
@@ -437,12 +452,16 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
             raise ValueError(f"{source} lists {len(dupes)} filenames twice: {_checks.preview(dupes)}")
         audio_dir = root / "audio"
         paths = [str(audio_dir / fn) for fn in filenames]
-        strong_path, descr = root / "strong.tsv", _readme(root)
+        strong_path, listed_in, descr = root / "strong.tsv", "weak.csv", _readme(root)
+    if strong is not None:
+        strong_path = Path(strong).expanduser()
+        if not strong_path.is_file():
+            raise FileNotFoundError(f"strong label file not found: {str(strong)!r} (an event list: filename, onset, offset, event_label)")
     keep = _fold_selection(fold_list, folds, len(filenames), source)
     classes = _resolve_classes(classes, tag_lists if classes is None else [tag_lists[i] for i in keep], source)
-    if audio_dir is not None:
+    if audio_dir is not None and check_audio:
         _check_files_exist(audio_dir, filenames, "audio")
-    strong = _read_strong(strong_path, set(filenames), {filenames[i] for i in keep}, classes)
+    events, by_file_name = _read_strong(strong_path, filenames, {filenames[i] for i in keep}, classes, listed_in)
     filenames, paths, tag_lists = ([seq[i] for i in keep] for seq in (filenames, paths, tag_lists))
     return Bunch(
         filenames=filenames,
@@ -451,7 +470,9 @@ def load_weak_dataset(path, classes=None, load_audio=False, sr=16000, folds=None
         Y=_indicator(tag_lists, classes),
         classes=classes,
         folds=np.asarray([fold_list[i] for i in keep], dtype=np.int64) if fold_list is not None else None,
-        strong=strong,
+        strong=events,
+        strong_path=None if events is None else str(strong_path),
+        strong_by_file_name=by_file_name,
         audio=_load_waves(paths, sr) if load_audio else None,
         root=str(root),
         DESCR=descr,
@@ -466,6 +487,8 @@ def _parse_rows(rows, name_column, source):
             raise ValueError(f"{source} line {line_no}: empty {name_column}")
         names.append(row[name_column])
         tag_lists.append(_split_tags(row["tags"]))
+        for tag in tag_lists[-1]:
+            _check_tag_name(tag, f"{source} line {line_no}")
         if "fold" in row:
             try:
                 folds.append(int(row["fold"]))
@@ -476,7 +499,19 @@ def _parse_rows(rows, name_column, source):
     return names, tag_lists, (folds if "fold" in rows[0][1] else None)
 
 
-def _read_clip_list(path, source):
+def _check_tag_name(tag, where):
+    """A tag is a name without a comma, tab or line break: the CSV and TSV files that list
+    tags (weak.csv, a predictions CSV, an event list) could not tell it apart otherwise."""
+    bad = [name for ch, name in ((",", "a comma"), ("\t", "a tab"), ("\n", "a line break"), ("\r", "a line break"))
+           if ch in tag]
+    if bad:
+        raise ValueError(
+            f"{where}: the tag {tag!r} holds {bad[0]}; tags are names without commas, tabs or line breaks "
+            "(weak.csv separates a clip's tags with commas, event lists their columns with tabs)"
+        )
+
+
+def _read_clip_list(path, source, check_audio=True):
     """``(names, paths, tag_lists, folds)`` of a CSV list ``path,tags[,fold]``."""
     rows = _read_table(path, ",", ["path", "tags"], ["fold"], aliases={"filename": "path"}, ignore_unknown=True)
     names, tag_lists, folds = _parse_rows(rows, "path", source)
@@ -485,7 +520,18 @@ def _read_clip_list(path, source):
     for name in names:
         full = Path(name).expanduser()
         paths.append(str(full if full.is_absolute() else base / full))
-    missing = [n for n, p in zip(names, paths) if not os.path.isfile(p)]
+    seen, twice = {}, []
+    for name, p in zip(names, paths):
+        key = os.path.realpath(p)
+        if key in seen:
+            twice.append(name if seen[key] == name else f"{seen[key]} = {name}")
+        seen.setdefault(key, name)
+    if twice:
+        raise ValueError(
+            f"{source} lists {len(twice)} audio file(s) twice: {_checks.preview(twice)}; list each file once, "
+            "with all its tags in one row (comma-joined, quoted)"
+        )
+    missing = [n for n, p in zip(names, paths) if not os.path.isfile(p)] if check_audio else []
     if missing:
         raise FileNotFoundError(
             f"{len(missing)} of {len(names)} audio files listed in {source} are missing "
@@ -508,12 +554,88 @@ def _fold_selection(fold_list, folds, n_clips, source):
     return keep
 
 
-def _read_strong(path, listed, kept, classes):
-    """Events of ``strong.tsv`` (None without one) in the ``kept`` files; every filename
-    must be ``listed`` and every label of a kept file in ``classes``."""
+def _base_name(name):
+    return name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def match_event_names(names, clips, *, source="the event list", listed_in="the clip list"):
+    """The clip that each event file name stands for.
+
+    A name matches the clip listed under the same name (``audio/a.wav`` in a CSV list of
+    paths, ``a.wav`` in ``weak.csv``); a name that matches none matches the clip whose file
+    name, the last part of its path, it is (``a.wav`` for ``audio/a.wav``), when no other
+    listed clip has that file name. DCASE event lists name clips by file name, CSV lists
+    by path: both work.
+
+    Parameters
+    ----------
+    names : sequence of str
+        File names of the events (e.g. the ``filename`` column of an event list).
+    clips : sequence of str
+        The names of the listed clips.
+    source, listed_in : str
+        How the error message names the event list and the clip list.
+
+    Returns
+    -------
+    matched : list of str
+        The clip name of each of ``names``.
+    n_by_file_name : int
+        How many of ``names`` were matched by file name alone.
+
+    Raises
+    ------
+    ValueError
+        Names that match no clip (up to 5 named), or whose file name is shared by several
+        clips; the message says how names are matched.
+
+    Examples
+    --------
+    >>> from skattloc.datasets import match_event_names
+    >>> match_event_names(["a.wav", "audio/b.wav"], ["audio/a.wav", "audio/b.wav"])
+    (['audio/a.wav', 'audio/b.wav'], 1)
+    >>> match_event_names(["c.wav"], ["audio/a.wav"], source="'ev.tsv'", listed_in="'list.csv'")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'ev.tsv' has 1 filenames not listed in 'list.csv': 'c.wav'; an event's filename must be a clip's name as 'list.csv' gives it (e.g. 'audio/a.wav'), or its file name alone ('a.wav') when no two listed clips share that file name
+    """
+    listed = set(clips)
+    by_base = {}
+    for clip in clips:
+        by_base.setdefault(_base_name(clip), []).append(clip)
+    matched, unknown, shared, n_base = [], [], [], 0
+    for name in names:
+        if name in listed:
+            matched.append(name)
+            continue
+        found = by_base.get(_base_name(name), [])
+        if len(found) == 1:
+            matched.append(found[0])
+            n_base += 1
+        else:
+            (shared if found else unknown).append(name)
+            matched.append(None)
+    example = next(iter(clips), "a.wav")
+    rule = (f"an event's filename must be a clip's name as {listed_in} gives it (e.g. {example!r}), or its file "
+            f"name alone ({_base_name(example)!r}) when no two listed clips share that file name")
+    if unknown:
+        unknown = sorted(set(unknown))
+        raise ValueError(f"{source} has {len(unknown)} filenames not listed in {listed_in}: "
+                         f"{_checks.preview(unknown)}; {rule}")
+    if shared:
+        shared = sorted(set(shared))
+        raise ValueError(f"{source} names {len(shared)} file(s) that several clips of {listed_in} have as their file "
+                         f"name: {_checks.preview(shared)}; {rule}; give the clip's name as listed")
+    return matched, n_base
+
+
+def _read_strong(path, listed, kept, classes, listed_in="weak.csv"):
+    """``(events, n_by_file_name)``: the events of an event list (``(None, 0)`` without one)
+    in the ``kept`` clips, named as listed. Every row must name one of the ``listed``
+    clips (:func:`match_event_names`) and every label of a kept clip be in ``classes``."""
     if path is None or not path.is_file():
-        return None
-    strong, bad_files, bad_labels = [], [], []
+        return None, 0
+    rows = []
     for line_no, row in _read_table(path, "\t", ["filename", "onset", "offset", "event_label"]):
         if not row["event_label"] and not row["onset"] and not row["offset"]:
             continue  # DESED-style row marking a clip without events
@@ -526,22 +648,18 @@ def _read_strong(path, listed, kept, classes):
             ) from None
         if not 0 <= onset <= offset:
             raise ValueError(f"{str(path)!r} line {line_no}: need 0 <= onset <= offset, got {onset}, {offset}")
-        if row["filename"] not in listed:
-            bad_files.append(row["filename"])
-        elif row["filename"] in kept:
-            if row["event_label"] not in classes:
-                bad_labels.append(row["event_label"])
-            strong.append((row["filename"], onset, offset, row["event_label"]))
-    if bad_files:
-        bad_files = sorted(set(bad_files))
-        raise ValueError(
-            f"{str(path)!r} has {len(bad_files)} filenames not listed in weak.csv: {_checks.preview(bad_files)}"
-        )
+        if not row["filename"] or not row["event_label"]:
+            raise ValueError(f"{str(path)!r} line {line_no}: an event needs a filename and an event_label, got {row!r}")
+        _check_tag_name(row["event_label"], f"{str(path)!r} line {line_no}")
+        rows.append((row["filename"], onset, offset, row["event_label"]))
+    names, n_base = match_event_names([r[0] for r in rows], listed, source=repr(str(path)), listed_in=listed_in)
+    strong = [(name, *r[1:]) for name, r in zip(names, rows) if name in kept]
+    bad_labels = sorted({e[3] for e in strong} - set(classes))
     if bad_labels:
         raise ValueError(
-            f"{str(path)!r} has labels outside classes={classes!r}: {_checks.preview(sorted(set(bad_labels)), 10)}"
+            f"{str(path)!r} has labels outside classes={classes!r}: {_checks.preview(bad_labels, 10)}"
         )
-    return strong
+    return strong, n_base
 
 
 def _read_chunk_list(path, with_fold):

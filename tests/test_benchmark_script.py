@@ -2,6 +2,7 @@
 import csv
 import importlib.util
 import json
+from types import SimpleNamespace
 import os
 import shutil
 import subprocess
@@ -127,6 +128,7 @@ class _SpyTagger:
     def __init__(self, **params):
         self.params = params
         self.localization = "att_frame"
+        self.frame_timing_ = None
 
     def get_params(self):
         return dict(self.params)
@@ -147,7 +149,7 @@ class _SpyTagger:
     def get_event_postprocessor(self):
         class _Scores:
             @staticmethod
-            def scores(frame_scores, clip_scores, hop_s):
+            def scores(frame_scores, clip_scores, *, timing):
                 return [s * c[None, :] for s, c in zip(frame_scores, clip_scores)]
         return _Scores()
 
@@ -173,7 +175,12 @@ def test_no_step_sees_the_scored_fold_except_scoring(monkeypatch):
     d = dict(X=X, Y=np.eye(2, dtype=int)[np.arange(n) % 2], classes=["a", "b"], folds=folds, filenames=names,
              strong=strong, hop_s=0.016, offset_s=0.008, duration=0.096)
     monkeypatch.setattr(mod, "make_tagger", lambda system, seed, args: _SpyTagger(system=system))
-    monkeypatch.setattr(mod, "_events_metrics", lambda *a, **k: {"event_f1": 0.0})
+    def fake_evaluate(tagger, scores, clip, d, te, ref, names, psds=True):  # the scoring step: detect_events
+        est = tagger.detect_events(d["X"][te], filenames=names, clip_duration=d["duration"])
+        return SimpleNamespace(eer=np.zeros(2), psds1=0.5, psds2=0.5, events=est)
+
+    monkeypatch.setattr(mod, "_evaluate", fake_evaluate)
+    monkeypatch.setattr(mod, "_events_row", lambda report: {"event_f1": 0.0})
     monkeypatch.setattr("skattloc.sed_scores.psds", lambda *a, **k: 0.5)
     _SpyTagger.calls = []
     args = mod.parse_args([])

@@ -1,0 +1,170 @@
+"""skattloc.evaluation: the evaluation report that ``skattloc evaluate`` prints, as library API."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from skattloc.evaluation import EvaluationReport, evaluate_scores, evaluate_tagger
+from skattloc.metrics import equal_error_rate, event_based_metrics, segment_based_metrics
+from skattloc.postprocessing import EventPostprocessor
+from skattloc.timing import FrameTiming
+
+TIMING = FrameTiming(0.01, 0.0)
+CLASSES = ["dog", "cat"]
+
+
+def _case():
+    """Three 1 s clips (100 frames of 10 ms): a dog event in a.wav, a cat event in b.wav, nothing in c.wav."""
+    frames = [np.zeros((100, 2)) for _ in range(3)]
+    frames[0][20:60, 0] = 1.0
+    frames[1][50:90, 1] = 1.0
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.3]])
+    tags = [["dog"], ["cat"], []]
+    reference = [("a.wav", 0.2, 0.6, "dog"), ("b.wav", 0.5, 0.9, "cat")]
+    return frames, proba, tags, reference, ["a.wav", "b.wav", "c.wav"]
+
+
+def _report(**kw):
+    frames, proba, tags, reference, names = _case()
+    args = dict(classes=CLASSES, postprocessor=EventPostprocessor(CLASSES), timing=TIMING, reference=reference,
+                filenames=names)
+    args.update(kw)
+    return evaluate_scores(frames, proba, tags, **args)
+
+
+def test_eer_only_without_event_times():
+    frames, proba, tags, _, _ = _case()
+    report = evaluate_scores(None, proba, tags, classes=CLASSES, postprocessor=EventPostprocessor(CLASSES),
+                             timing=TIMING)
+    Y = np.array([[1, 0], [0, 1], [0, 0]])
+    np.testing.assert_allclose(report.eer, equal_error_rate(Y, proba, average=None))
+    assert report.eer_macro == pytest.approx(np.mean(report.eer))
+    assert report.segment is None and report.event is None and report.psds1 is None and report.events is None
+    assert [list(r) for r in report.rows()] == [["tag", "n_clips", "eer"]] * 3
+    assert "no event times" in report.notes[0]
+
+
+def test_event_metrics_are_those_of_skattloc_metrics_on_the_decoded_events():
+    frames, proba, tags, reference, names = _case()
+    report = _report(psds=False)
+    est = EventPostprocessor(CLASSES).decode(frames, proba, names, timing=TIMING, clip_duration=1.0)
+    assert report.events == est == [("a.wav", 0.2, 0.6, "dog"), ("b.wav", 0.5, 0.9, "cat")]
+    seg = segment_based_metrics(reference, est, CLASSES, segment_length=1.0, filenames=names, durations=1.0)
+    ev = event_based_metrics(reference, est, CLASSES, t_collar=0.2, percentage_of_length=0.2, filenames=names)
+    assert report.segment["f_measure"] == seg["f_measure"] and report.event["f_measure"] == ev["f_measure"] == 1.0
+    assert report.event["error_rate"] == ev["error_rate"] == 0.0
+    assert report.n_reference_events == 2 and report.positives.tolist() == [1, 1]
+    rows = report.rows()
+    assert [r["tag"] for r in rows][:2] == CLASSES and rows[-1]["n_clips"] == 3
+    assert list(rows[0])[:9] == ["tag", "n_clips", "eer", "segment_f1", "segment_precision", "segment_recall",
+                                 "segment_error_rate", "event_f1", "event_error_rate"]
+    assert rows[0]["event_f1"] == 1.0 and rows[-1]["event_error_rate"] == 0.0
+
+
+def test_tags_default_to_those_of_the_events():
+    frames, proba, tags, reference, names = _case()
+    a = _report(psds=False)
+    b = evaluate_scores(frames, proba, None, classes=CLASSES, postprocessor=EventPostprocessor(CLASSES), timing=TIMING,
+                        reference=reference, filenames=names, psds=False)
+    np.testing.assert_array_equal(a.eer, b.eer)
+
+
+def test_psds_and_intersection_f1_with_sed_scores_eval():
+    pytest.importorskip("sed_scores_eval")
+    report = _report()
+    assert report.intersection is not None and 0 <= report.psds1 <= 1 and 0 <= report.psds2 <= 1
+    assert set(report.psds1_per_class) == set(CLASSES)
+    assert {"intersection_f1", "psds1", "psds2"} <= set(report.rows()[-1])
+    assert not any("sed_scores_eval" in n for n in report.notes)
+    assert any("PSDS1/PSDS2" in n for n in report.notes)
+
+
+def test_no_reference_event_is_not_reported_as_a_missing_sed_scores_eval():
+    """`skattloc evaluate` used to say 'PSDS ... need sed_scores_eval' whenever PSDS was not
+    computed, also when it was installed and the reference simply had no event."""
+    pytest.importorskip("sed_scores_eval")
+    report = _report(reference=[])
+    assert report.psds1 is None and report.intersection is None
+    assert not any("sed_scores_eval" in n for n in report.notes), report.notes
+    assert any("the reference holds no event" in n for n in report.notes), report.notes
+    assert report.event is not None  # the event metrics are still computed (no reference: recall undefined)
+
+
+def test_missing_sed_scores_eval_is_said_with_the_reason(monkeypatch):
+    from skattloc import sed_scores
+
+    def unavailable():
+        raise ImportError('PSDS and intersection-based F1 need the optional package sed_scores_eval '
+                          '(import failed: No module named sed_scores_eval). Install it with: pip install "skattloc[psds]"')
+
+    monkeypatch.setattr(sed_scores, "check_available", unavailable)
+    report = _report()
+    assert report.psds1 is None and report.intersection is None
+    assert any("sed_scores_eval" in n and "skattloc[psds]" in n for n in report.notes)
+    assert "psds1" not in report.rows()[0] and "event_f1" in report.rows()[0]
+
+
+def test_text_table_csv_rows_and_dict():
+    report = _report(psds=False)
+    text = report.to_text()
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["tag", "n_clips", "eer"] and lines[1].startswith("dog")
+    assert lines[-1].startswith("(") and "n/a" not in lines[1]
+    assert report.to_text(notes=False).splitlines() == lines[:4]
+    header, rows = report.table()
+    assert header == list(report.rows()[0]) and rows[0][:2] == ["dog", 1] and rows[0][2] == f"{report.eer[0]:.6f}"
+    d = report.to_dict()
+    assert json.loads(json.dumps(d))["events"] == [["a.wav", 0.2, 0.6, "dog"], ["b.wav", 0.5, 0.9, "cat"]]
+    assert d["eer"] == report.eer.tolist() and d["rows"][-1]["tag"].startswith("macro")
+    assert isinstance(report, EvaluationReport) and str(report) == text
+
+
+def test_undefined_eer_is_nan_and_shown_as_n_a():
+    frames, proba, _, reference, names = _case()
+    report = _report(psds=False, reference=None)
+    report2 = evaluate_scores(None, proba, [["dog"], ["dog"], ["dog"]], classes=CLASSES,
+                              postprocessor=EventPostprocessor(CLASSES), timing=TIMING)
+    assert math.isnan(report2.eer[0]) and math.isnan(report2.eer[1]) and math.isnan(report2.eer_macro)
+    assert "n/a" in report2.to_text() and report.eer_macro == report.eer_macro
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(reference=[("z.wav", 0.1, 0.2, "dog")]), r"1 file\(s\) that are not among the 3 clips: 'z.wav'"),
+    (dict(reference=[("a.wav", 0.1, 0.2, "cow")]), r"tags \['cow'\] that the tagger does not know"),
+    (dict(filenames=None), "needs filenames"),
+    (dict(filenames=["a.wav", "b.wav"]), "2 names but there are 3 clips"),
+    (dict(filenames=["a.wav", "a.wav", "c.wav"]), "names clips twice: 'a.wav'"),
+    (dict(clip_duration=[1.0]), "1 lengths but there are 3 clips"),
+])
+def test_bad_references_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _report(psds=False, **kw)
+
+
+def test_clip_tags_outside_the_classes_are_refused():
+    frames, proba, _, _, _ = _case()
+    with pytest.raises(ValueError, match="cow"):
+        evaluate_scores(None, proba, [["cow"], [], []], classes=CLASSES, postprocessor=EventPostprocessor(CLASSES),
+                        timing=TIMING)
+
+
+def test_evaluate_tagger_is_one_forward_pass_with_the_taggers_own_events():
+    from skattloc import AttLocTagger, LogMelExtractor, make_weak_events
+
+    audio, Y, events = make_weak_events(n_clips=24, n_classes=2, duration=1.0, random_state=0)
+    X = LogMelExtractor().fit_transform(audio)
+    tags = [[c for c, y in zip(["tone", "chirp"], row) if y] for row in Y]
+    tagger = AttLocTagger(n_filters=4, kernel_size=3, rnn_hidden=4, rnn_layers=1, dense_units=4, max_epochs=1,
+                          validation_fraction=0.25, batch_size=8, random_state=0).fit(X, tags)
+    Y = Y[:, [1, 0]]  # classes_ are sorted: chirp, tone
+    names = [f"c{i}.wav" for i in range(24)]
+    reference = [(names[i], on, off, tag) for i, on, off, tag in events]
+    before = dict(tagger.event_settings_)
+    report = evaluate_tagger(tagger, X, tags, reference=reference, filenames=names, psds=False)
+    assert report.classes == ["chirp", "tone"] and report.events == tagger.detect_events(X, filenames=names)
+    np.testing.assert_allclose(report.eer, equal_error_rate(Y, tagger.predict_proba(X), average=None))
+    low = evaluate_tagger(tagger, X, tags, reference=reference, filenames=names, psds=False, threshold=0.0,
+                          clip_threshold=False)  # event settings overridden for this evaluation only
+    assert low.events == tagger.detect_events(X, filenames=names, threshold=0.0, clip_threshold=False)
+    assert tagger.event_settings_ == before
