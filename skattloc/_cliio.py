@@ -447,6 +447,36 @@ def read_labelled(args):
                              check_audio=args.on_error != "skip")
 
 
+def read_unlabeled(source, labelled_paths):
+    """``[(name, path)]`` of the unlabeled audio of ``fit --unlabeled``: a folder (searched
+    recursively) or a CSV whose first column lists paths (relative to the CSV's folder).
+    Refuses files that DATA also lists (a clip is labelled or it is not)."""
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise CLIError(f"--unlabeled {str(src)!r} not found (expected a folder of audio files or a CSV of paths)")
+    if src.is_dir():
+        names, paths = collect_audio([str(src)], ",".join(e.lstrip(".") for e in AUDIO_EXTENSIONS))
+        found = list(zip(names, paths))
+    else:
+        with open(src, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f) if r and r[0].strip()]
+        if rows and rows[0][0].strip().lower() in ("path", "filename", "file"):
+            rows = rows[1:]
+        found = [(r[0].strip(), src.parent / r[0].strip()) for r in rows]
+        missing = [n for n, p in found if not Path(p).is_file()]
+        if missing:
+            raise CLIError(f"--unlabeled {str(src)!r} lists {len(missing)} file(s) not found, e.g. {missing[:3]} "
+                           f"(paths are relative to the CSV's folder)")
+    if not found:
+        raise CLIError(f"--unlabeled {str(src)!r} holds no audio file")
+    labelled = {os.path.realpath(p) for p in labelled_paths}
+    both = [n for n, p in found if os.path.realpath(p) in labelled]
+    if both:
+        raise CLIError(f"{len(both)} file(s) of --unlabeled are also in DATA, e.g. {both[:3]}: a clip is labelled or "
+                       f"unlabeled, not both; leave them out of one of the two")
+    return [(n, str(p)) for n, p in found]
+
+
 def data_inputs(args, data):
     """``(path, role)`` of every file a labelled data set of this run reads."""
     src = Path(args.data).expanduser()

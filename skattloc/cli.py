@@ -21,6 +21,7 @@ import time
 import warnings
 
 from ._cliio import (
+    read_unlabeled,
     AUDIO_EXTENSIONS,
     AudioRun,
     CLIError,
@@ -357,6 +358,14 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help="model file to write (e.g. tagger.skattloc); a folder ending in / gets model.skattloc")
     p.add_argument("--folds", type=_folds, default=None, help="train only on these folds of weak.csv, e.g. 1,2,3")
+    g = p.add_argument_group("every label you have (see the user guide)")
+    g.add_argument("--strong", default=None, metavar="TSV",
+                   help="event times of some clips of DATA, to train on (tab-separated filename, onset, offset, "
+                   "event_label; a filename is a clip's name as DATA lists it, or its file name alone); clips in it "
+                   "are timed, the others keep their tags alone. Not read unless given")
+    g.add_argument("--unlabeled", default=None, metavar="FOLDER_OR_CSV",
+                   help="audio without tags, for the mean teacher: a folder (searched recursively) or a CSV whose "
+                   "first column lists paths (relative to the CSV's folder)")
     d = AttLocTagger().get_params(deep=False)  # the options' defaults follow the estimator's
     for title, options in _FIT_OPTIONS.items():
         g = p.add_argument_group(title)
@@ -492,10 +501,12 @@ def _cmd_fit(args):
     out = output_path(args.output, "model")
     params = _fit_params(args)
     data = read_labelled(args)
-    if not any(data.tags):
+    if not any(data.tags) and not args.strong:
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
     _check_validation_split(params, len(data.paths))
-    guard_outputs(out, "model", data_inputs(args, data) + check_checkpoint(params), args)
+    unlabeled = read_unlabeled(args.unlabeled, data.paths) if args.unlabeled else []
+    inputs = data_inputs(args, data) + [(p, "an unlabeled audio input") for _, p in unlabeled]
+    guard_outputs(out, "model", inputs + check_checkpoint(params), args)
     tagger = AttLocTagger(**params)
     from .training import check_trainer_settings  # imports torch and Lightning
 
@@ -505,15 +516,25 @@ def _cmd_fit(args):
     t0 = time.perf_counter()
     X, kept = run.read_all(data.paths, data.filenames, "features")
     tags = [data.tags[i] for i in kept]
-    if not any(tags):
+    names = [data.filenames[i] for i in kept]
+    events = [e for e in data.strong if e[0] in set(names)] if args.strong else None
+    if not any(tags) and not events:
         raise CLIError(f"no readable clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
-    print(f"{len(X)} clips ({sum(map(bool, tags))} with tags), {len({t for ts in tags for t in ts})} tags; "
+    if unlabeled:
+        XU, kept_u = run.read_all([p for _, p in unlabeled], [n for n, _ in unlabeled], "unlabeled features")
+        X = type(X)(list(X) + list(XU), X.frame_timing)  # frames that keep their timing
+        names += [f"unlabeled:{unlabeled[i][0]}" for i in kept_u]
+        tags += [None] * len(kept_u)  # scikit-learn's mark of an unlabeled clip
+    n_timed = len({e[0] for e in events or ()})
+    print(f"{len(X)} clips: {sum(t is not None for t in tags) - n_timed} tagged, {n_timed} timed, "
+          f"{sum(t is None for t in tags)} unlabeled; {len({t for ts in tags if ts for t in ts})} tags; "
           f"features in {time.perf_counter() - t0:.1f} s"
           + (f"; {len(run.skipped)} unreadable file(s) skipped" if run.skipped else ""), file=sys.stderr)
     tagger.set_params(callbacks=None if args.quiet else [_train_progress()])
     t0 = time.perf_counter()
     try:
-        tagger.fit(X, tags)  # X carries the extractor's frame timing: the tagger records it
+        # X carries the extractor's frame timing: the tagger records it, and turns event times into frames
+        tagger.fit(X, tags, events=events, filenames=names) if events or unlabeled else tagger.fit(X, tags)
     except KeyboardInterrupt as exc:
         exc.skattloc_hint = resume_hint(tagger)
         raise

@@ -183,12 +183,13 @@ def parse_supervision(y, n_clips: int, lengths: Sequence[int], encode, classes=N
             )
         for j, evs in sorted(by_clip.items()):
             n, duration = int(lengths[j]), timing.clip_duration(int(lengths[j]))
+            clip = f"clip {j}" if filenames is None else f"clip {j} ({filenames[j]!r})"
             for on, off, tag in evs:
                 if tag not in names:
-                    raise ValueError(f"event ({on:g}, {off:g}, {tag!r}) of clip {j} has a tag that is not one of the classes {names}")
+                    raise ValueError(f"event ({on:g}, {off:g}, {tag!r}) of {clip} has a tag that is not one of the classes {names}")
                 if not (0 <= on < off <= duration + timing.hop_s):
                     raise ValueError(
-                        f"event ({on:g}, {off:g}, {tag!r}) of clip {j} is outside the clip (0 .. {duration:g} s) "
+                        f"event ({on:g}, {off:g}, {tag!r}) of {clip} is outside the clip (0 .. {duration:g} s) "
                         f"or ends before it starts"
                     )
             target = events_to_frames([(0, on, off, tag) for on, off, tag in evs], None, names, n, timing=timing,
@@ -197,7 +198,7 @@ def parse_supervision(y, n_clips: int, lengths: Sequence[int], encode, classes=N
             tags[[names.index(tag) for *_, tag in evs]] = 1
             if not unlabeled[j] and not np.array_equal(Y[j], tags):
                 raise ValueError(
-                    f"clip {j}: its y row says tags {[c for c, v in zip(names, Y[j]) if v]} but its events have "
+                    f"{clip}: its y row says tags {[c for c, v in zip(names, Y[j]) if v]} but its events have "
                     f"{[c for c, v in zip(names, tags) if v]}; a timed clip's tags follow from its events (give the "
                     f"same tags, or -1 / None in y)"
                 )
