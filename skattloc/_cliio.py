@@ -535,17 +535,17 @@ def check_checkpoint(params):
     ckpt = folder / "last.ckpt"
     if not params.get("resume") or not ckpt.is_file():
         return [(ckpt, "the training checkpoint")]  # no checkpoint yet: the fit says so and trains from epoch 1
-    from .persistence import safe_torch_load
     from .params import defaults
     from .training import read_checkpoint_fingerprint
 
-    seed, asked = int(read_checkpoint_fingerprint(ckpt)["seed"]), params.get("random_state")
+    saved = read_checkpoint_fingerprint(ckpt)
+    seed, asked = int(saved["seed"]), params.get("random_state")
     if asked is not None and asked != seed:
         raise CLIError(f"--resume continues the run in {str(ckpt)!r}, which trains with --seed {seed}, but this "
                        f"command gives --seed {asked}; give --seed {seed} (or none) to resume it, or leave out "
                        f"--resume to train anew with --seed {asked}")
     params["random_state"] = seed
-    done, epochs = int(safe_torch_load(ckpt)["epoch"]) + 1, params.get("max_epochs", defaults()["max_epochs"])
+    done, epochs = saved["epochs_done"], params.get("max_epochs", defaults()["max_epochs"])
     if epochs < done:
         raise CLIError(f"--resume: {str(ckpt)!r} holds {done} finished epochs, more than --epochs {epochs}; give "
                        f"--epochs {done} or more to resume it, or leave out --resume to train anew")

@@ -300,6 +300,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         if resume_from is not None:  # the interrupted fit's seed: the same split and batches
             saved = _training.read_checkpoint_fingerprint(resume_from)
             seed = int(saved["seed"])
+            _training.check_resume_request(resume_from, saved, self.random_state, self.max_epochs)
         # X_val replaces the random split; with timed or unlabeled clips each kind gives its share
         split = _data.split_validation if sup.plain else split_by_kind
         train_idx, val_idx = split(n if sup.plain else sup.kinds, 0.0 if X_val is not None else fraction,

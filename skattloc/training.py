@@ -568,7 +568,8 @@ def fit_fingerprint(estimator, seed, n_features, classes, Y, frames=None) -> dic
 
 
 def read_checkpoint_fingerprint(path) -> dict:
-    """The fingerprint that :class:`TrainingState` stored in a Lightning checkpoint.
+    """The fingerprint that :class:`TrainingState` stored in a Lightning checkpoint, with
+    ``"epochs_done"``: how many epochs the checkpoint has finished.
 
     Read with ``torch.load(weights_only=True)``: a checkpoint holding pickled Python objects
     is refused with :class:`~skattloc.persistence.ModelFileError` without running them.
@@ -598,7 +599,24 @@ def read_checkpoint_fingerprint(path) -> dict:
             f"cannot resume from {path!r}: it is not a checkpoint written by AttLocTagger "
             f"(no {_STATE_KEY!r}); delete it or set resume=False"
         )
-    return state["meta"]
+    return {**state["meta"], "epochs_done": int(ckpt.get("epoch", -1)) + 1}
+
+
+def check_resume_request(path, saved: dict, random_state, max_epochs) -> None:
+    """Raise ValueError when a resumed fit asks for what its checkpoint cannot give: another
+    integer ``random_state`` than the seed it trains with, or a ``max_epochs`` below the
+    epochs it has finished (it would silently train on, or keep them)."""
+    seed = int(saved["seed"])
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) and int(random_state) != seed:
+        raise ValueError(
+            f"resume=True continues the fit in {os.fspath(path)!r}, which trains with seed {seed}, but random_state="
+            f"{random_state}; give random_state={seed} (or None) to resume it, or resume=False to train anew"
+        )
+    if max_epochs < saved.get("epochs_done", 0):
+        raise ValueError(
+            f"resume=True: {os.fspath(path)!r} has finished {saved['epochs_done']} epochs, more than max_epochs="
+            f"{max_epochs}; give max_epochs >= {saved['epochs_done']} to resume it, or resume=False to train anew"
+        )
 
 
 def check_resume(path, saved: dict, current: dict) -> None:

@@ -248,3 +248,52 @@ def test_load_chime_home_errors(tmp_path):
     (home / "development_chunks_refined_crossval_dcase2016.csv").write_text(f"0,{DEV[0]},zero\n")
     with pytest.raises(ValueError, match="line 1: fold must be an integer"):
         load_chime_home(home)
+
+
+# ------------------------------------------------------------------ issue 17: event names, checks
+def test_match_event_names_by_listed_name_or_unique_file_name():
+    from skattloc.datasets import match_event_names
+
+    clips = ["audio/a.wav", "audio/b.wav", "x/c.wav", "y/c.wav"]
+    assert match_event_names(["audio/a.wav", "b.wav"], clips) == (["audio/a.wav", "audio/b.wav"], 1)
+    with pytest.raises(ValueError, match=r"several clips .* 'c.wav'.*give the clip's name as listed"):
+        match_event_names(["c.wav"], clips)
+    with pytest.raises(ValueError, match=r"1 filenames not listed in the clip list: 'd.wav'; .*file name alone"):
+        match_event_names(["d.wav"], clips)
+
+
+def test_load_weak_dataset_reads_another_event_list_for_a_csv_list(tmp_path):
+    root = _write_tree(tmp_path / "ds", WEAK)
+    (root / "list.csv").write_text('path,tags,fold\naudio/a.flac,"m,b",1\naudio/c.flac,f,2\n')
+    (root / "ev.tsv").write_text("filename\tonset\toffset\tevent_label\na.flac\t0\t0.02\tm\nc.flac\t0\t0.05\tf\n")
+    data = load_weak_dataset(root / "list.csv", strong=root / "ev.tsv", folds=[2])
+    assert data.strong == [("audio/c.flac", 0.0, 0.05, "f")] and data.strong_by_file_name == 2
+    assert data.strong_path == str(root / "ev.tsv")
+    assert load_weak_dataset(root / "list.csv").strong is None
+    with pytest.raises(FileNotFoundError, match="strong label file not found"):
+        load_weak_dataset(root / "list.csv", strong=root / "none.tsv")
+
+
+@pytest.mark.parametrize("listing, match", [
+    ("path,tags\naudio/a.flac,m\naudio/b.flac,b\n./audio/a.flac,f\n", r"lists 1 audio file\(s\) twice: 'audio/a.flac = ./audio/a.flac'"),
+    ('path,tags\naudio/a.flac,"m\tx"\n', r"line 2: the tag 'm\\tx' holds a tab"),
+])
+def test_csv_list_refuses_a_file_twice_and_tags_with_tabs(tmp_path, listing, match):
+    root = _write_tree(tmp_path / "ds", WEAK)
+    (root / "list.csv").write_text(listing)
+    with pytest.raises(ValueError, match=match):
+        load_weak_dataset(root / "list.csv")
+
+
+def test_check_audio_false_keeps_listed_files_missing_from_disk(tmp_path):
+    root = _write_tree(tmp_path / "ds", WEAK + "gone.flac,m,2\n")
+    with pytest.raises(FileNotFoundError, match="gone.flac"):
+        load_weak_dataset(root)
+    data = load_weak_dataset(root, check_audio=False)
+    assert data.filenames[-1] == "gone.flac" and data.paths[-1].endswith("gone.flac")
+
+
+def test_a_comma_separated_event_list_is_named_as_such(tmp_path):
+    root = _write_tree(tmp_path / "ds", WEAK, "filename,onset,offset,event_label\na.flac,0,1,m\n")
+    with pytest.raises(ValueError, match="the header is comma-separated, but this file must be tab-separated"):
+        load_weak_dataset(root)

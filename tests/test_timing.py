@@ -200,3 +200,15 @@ def test_tune_events_refuses_an_empty_reference(audio):
     tagger = AttLocTagger(**TINY).fit(X, audio[1])
     with pytest.raises(ValueError, match=r"reference=\[\]\) has no events"):
         tagger.tune_events(X, reference=[], filenames=[f"c{i}" for i in range(len(X))])
+
+
+# ---------------------------------------------------------------------------- issue 17, item 9 (the API)
+def test_resume_refuses_another_seed_or_fewer_epochs_than_done(audio, tmp_path):
+    X = LogMelExtractor().fit_transform(audio[0])
+    AttLocTagger(**{**TINY, "max_epochs": 2}, checkpoint_dir=tmp_path).fit(X, audio[1])
+    with pytest.raises(ValueError, match="trains with seed 0, but random_state=5"):
+        AttLocTagger(**{**TINY, "max_epochs": 3, "random_state": 5}, checkpoint_dir=tmp_path, resume=True).fit(X, audio[1])
+    with pytest.raises(ValueError, match="has finished 2 epochs, more than max_epochs=1"):
+        AttLocTagger(**TINY, checkpoint_dir=tmp_path, resume=True).fit(X, audio[1])
+    resumed = AttLocTagger(**{**TINY, "max_epochs": 3, "random_state": None}, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.fit(X, audio[1]).n_epochs_ == 3
