@@ -246,11 +246,9 @@ class AttLocModule(pl.LightningModule):
         time_mask_width: int = 10,
         freq_mask_width: int = 6,
         mixup_alpha: float = 0.0,
-        frame_loss_weight: float = 1.0,
-        consistency_weight: float = 2.0,
-        consistency_rampup: int = 20,
-        teacher_decay: float = 0.999,
-        mean_teacher: bool = False,
+        # every label (skattloc.supervision): the frame loss of timed clips, the mean teacher
+        frame_loss_weight: float = 1.0, consistency_weight: float = 2.0, consistency_rampup: int = 20,
+        teacher_decay: float = 0.999, mean_teacher: bool = False,
     ):
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
