@@ -491,7 +491,7 @@ def write_report(args, rows, d, info):
         "none is chosen on the model's predictions of its own training clips.\n")
     L.append("## Run\n")
     L.append(f"- Jobs: {len(rows)} (systems {systems}, folds {folds}, seeds {seeds}), results file `{args.report}`")
-    for cmd in sorted({r.get("command", "?") for r in rows}):
+    for cmd in sorted({_relative_paths(r.get("command", "?")) for r in rows}):
         L.append(f"- Command: `{cmd}`")
     machines = sorted({r.get("machine", "?") for r in rows})
     L.append(f"- Machine(s): {'; '.join(machines)}")
@@ -704,6 +704,13 @@ def make_plot(args, d, row):
 
 
 # ----------------------------------------------------------------------------- main
+def _relative_paths(command):
+    """A recorded command with the absolute paths inside this repository written relative to
+    it (a reader's machine has no such folder)."""
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    return command.replace(root, "")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("path", nargs="?", help="domestic-mix folder (audio/, weak.csv, strong.tsv); not needed when --features-cache exists")
@@ -811,7 +818,8 @@ def main(argv=None):
     args.seed_list = [int(s) for s in args.seeds.split(",")]
     args.plot_data = True
     done = {(r["system"], r["fold"], r["seed"]) for r in _read_rows(args.results) if not r.get("full_fit")}
-    command = "python " + " ".join(shlex.quote(a) for a in (sys.argv if argv is None else ["examples/benchmark_domestic_mix.py", *argv]))
+    command = _relative_paths("python " + " ".join(
+        shlex.quote(a) for a in (sys.argv if argv is None else ["examples/benchmark_domestic_mix.py", *argv])))
     log(f"machine: {info}")
     for seed in args.seed_list:
         for fold in args.fold_list:
