@@ -526,7 +526,8 @@ def _cmd_fit(args):
         names += [f"unlabeled:{unlabeled[i][0]}" for i in kept_u]
         tags += [None] * len(kept_u)  # scikit-learn's mark of an unlabeled clip
     n_timed = len({e[0] for e in events or ()})
-    print(f"{len(X)} clips: {sum(t is not None for t in tags) - n_timed} tagged, {n_timed} timed, "
+    print(f"{len(X)} clips ({sum(bool(t) for t in tags)} with tags): {sum(t is not None for t in tags) - n_timed} tagged, "
+          f"{n_timed} timed, "
           f"{sum(t is None for t in tags)} unlabeled; {len({t for ts in tags if ts for t in ts})} tags; "
           f"features in {time.perf_counter() - t0:.1f} s"
           + (f"; {len(run.skipped)} unreadable file(s) skipped" if run.skipped else ""), file=sys.stderr)
