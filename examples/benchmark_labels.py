@@ -173,7 +173,7 @@ def run_job(job, d, results, max_epochs=None):
 
 
 def report(results):
-    rows = [json.loads(line) for path in results.split(",") for line in open(path)]
+    rows = [json.loads(line) for path in results.split(",") if Path(path).is_file() for line in open(path)]
     groups = {}
     for r in rows:
         key = (r["kind"], r["share"], r["teacher"])
