@@ -174,6 +174,8 @@ def run_job(job, d, results, max_epochs=None):
 
 def report(results):
     rows = [json.loads(line) for path in results.split(",") if Path(path).is_file() for line in open(path)]
+    for r in rows:  # a run whose process was stopped (SIGSTOP) records the pause; fit time leaves it out
+        r["fit_min"] = r["fit_min"] - r.get("paused_min", 0.0)
     groups = {}
     for r in rows:
         key = (r["kind"], r["share"], r["teacher"])

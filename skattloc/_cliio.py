@@ -629,3 +629,51 @@ def labelled_run(args, kind):
             raise CLIError(f"the {what} of {args.data!r} have tags {sorted(tags - set(classes))} that the model does "
                            f"not know (its tags: {classes})")
     return out, data, strong, tagger, extractor
+
+
+def check_validation_split(params, n_clips):
+    """--early-stopping needs validation clips: say so before any audio is read."""
+    from .params import AUTO_VALIDATION_FRACTION, AUTO_VALIDATION_MIN_CLIPS, defaults
+
+    value = params.get("validation_fraction", defaults()["validation_fraction"])
+    auto = value == "auto" and n_clips < AUTO_VALIDATION_MIN_CLIPS  # "auto": 0.1 from 100 clips on, else none
+    if params.get("early_stopping") is True and (auto or value == 0):
+        why = (f"the default --validation-fraction (auto) holds out none of fewer than {AUTO_VALIDATION_MIN_CLIPS} "
+               f"clips, and DATA has {n_clips}" if auto else "--validation-fraction is 0")
+        raise CLIError(f"--early-stopping needs a validation split, but {why}; set --validation-fraction, e.g. "
+                       f"{AUTO_VALIDATION_FRACTION}, or leave out --early-stopping")
+
+
+def train_progress():
+    """A Lightning callback: one tqdm bar over all training steps, with the epoch and loss."""
+    from lightning.pytorch.callbacks import Callback
+
+    class _TrainProgress(Callback):
+        bar = None
+
+        def on_train_start(self, trainer, pl_module):
+            try:
+                total = int(trainer.num_training_batches) * int(trainer.max_epochs)
+            except (TypeError, ValueError, OverflowError):
+                total = None
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.bar.update(1)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            loss = trainer.callback_metrics.get("train_loss")
+            self.bar.set_postfix({"epoch": int(trainer.current_epoch) + 1,
+                                  **({} if loss is None else {"loss": f"{float(loss):.4f}"})})
+
+        def on_train_end(self, trainer, pl_module):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+        def on_exception(self, trainer, pl_module, exception):
+            self.on_train_end(trainer, pl_module)
+
+    return _TrainProgress()

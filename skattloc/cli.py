@@ -21,6 +21,8 @@ import time
 import warnings
 
 from ._cliio import (
+    check_validation_split,
+    train_progress,
     read_unlabeled,
     AUDIO_EXTENSIONS,
     AudioRun,
@@ -481,19 +483,6 @@ def _fit_params(args):
     return params
 
 
-def _check_validation_split(params, n_clips):
-    """--early-stopping needs validation clips: say so before any audio is read."""
-    from .params import AUTO_VALIDATION_FRACTION, AUTO_VALIDATION_MIN_CLIPS, defaults
-
-    value = params.get("validation_fraction", defaults()["validation_fraction"])
-    auto = value == "auto" and n_clips < AUTO_VALIDATION_MIN_CLIPS  # "auto": 0.1 from 100 clips on, else none
-    if params.get("early_stopping") is True and (auto or value == 0):
-        why = (f"the default --validation-fraction (auto) holds out none of fewer than {AUTO_VALIDATION_MIN_CLIPS} "
-               f"clips, and DATA has {n_clips}" if auto else "--validation-fraction is 0")
-        raise CLIError(f"--early-stopping needs a validation split, but {why}; set --validation-fraction, e.g. "
-                       f"{AUTO_VALIDATION_FRACTION}, or leave out --early-stopping")
-
-
 def _cmd_fit(args):
     from .estimator import AttLocTagger
     from .features import LogMelExtractor
@@ -503,7 +492,7 @@ def _cmd_fit(args):
     data = read_labelled(args)
     if not any(data.tags) and not args.strong:
         raise CLIError(f"no clip of {args.data!r} has a tag; 'fit' needs clip-level tags")
-    _check_validation_split(params, len(data.paths))
+    check_validation_split(params, len(data.paths))
     unlabeled = read_unlabeled(args.unlabeled, data.paths) if args.unlabeled else []
     inputs = data_inputs(args, data) + [(p, "an unlabeled audio input") for _, p in unlabeled]
     guard_outputs(out, "model", inputs + check_checkpoint(params), args)
@@ -531,7 +520,7 @@ def _cmd_fit(args):
           f"{sum(t is None for t in tags)} unlabeled; {len({t for ts in tags if ts for t in ts})} tags; "
           f"features in {time.perf_counter() - t0:.1f} s"
           + (f"; {len(run.skipped)} unreadable file(s) skipped" if run.skipped else ""), file=sys.stderr)
-    tagger.set_params(callbacks=None if args.quiet else [_train_progress()])
+    tagger.set_params(callbacks=None if args.quiet else [train_progress()])
     t0 = time.perf_counter()
     try:
         # X carries the extractor's frame timing: the tagger records it, and turns event times into frames
@@ -555,39 +544,6 @@ def _event_settings_line(tagger):
         "weak": f"calibrated on the clip tags of {n} held-out clips ('skattloc tune' with strong labels can refine them)",
         "strong": f"tuned on the event times of {n} clips",
     }.get(src, "defaults (no validation clips to calibrate them on; see 'skattloc tune')")
-
-
-def _train_progress():
-    """A Lightning callback: one tqdm bar over all training steps, with the epoch and loss."""
-    from lightning.pytorch.callbacks import Callback
-
-    class _TrainProgress(Callback):
-        bar = None
-
-        def on_train_start(self, trainer, pl_module):
-            try:
-                total = int(trainer.num_training_batches) * int(trainer.max_epochs)
-            except (TypeError, ValueError, OverflowError):
-                total = None
-            self.bar = _progress(total=total, desc="training", unit="step")
-
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            self.bar.update(1)
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            loss = trainer.callback_metrics.get("train_loss")
-            self.bar.set_postfix({"epoch": int(trainer.current_epoch) + 1,
-                                  **({} if loss is None else {"loss": f"{float(loss):.4f}"})})
-
-        def on_train_end(self, trainer, pl_module):
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-        def on_exception(self, trainer, pl_module, exception):
-            self.on_train_end(trainer, pl_module)
-
-    return _TrainProgress()
 
 
 def _cmd_predict(args):
