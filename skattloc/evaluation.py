@@ -67,9 +67,16 @@ class EvaluationReport:
         Mean of the defined per-tag EERs (NaN if none is defined).
     segment, event : dict or None
         :func:`skattloc.metrics.segment_based_metrics` and
-        :func:`~skattloc.metrics.event_based_metrics` of the events (overall values at the
-        top level: ``f_measure``, ``precision``, ``recall``, ``error_rate``; per tag under
-        ``class_wise``; their mean under ``class_wise_average``); None without event times.
+        :func:`~skattloc.metrics.event_based_metrics` of the events (overall, i.e. micro,
+        values at the top level: ``f_measure``, ``precision``, ``recall``, ``error_rate``;
+        per tag under ``class_wise``; their class-macro mean under ``class_wise_average``);
+        None without event times. ``event`` scores against the reference with overlapping
+        events of one tag in one clip merged into one
+        (:func:`~skattloc.metrics.merge_overlapping_events`), as psds_eval and
+        sed_scores_eval count them: the headline event F1.
+    event_raw : dict or None
+        The same event-based metrics against the reference as given, unmerged (equal to
+        ``event`` when no two reference events of one tag overlap).
     intersection : dict or None
         :func:`skattloc.sed_scores.intersection_f1` of the events (macro values at the top
         level, ``class_wise``); None without event times or ``sed_scores_eval``.
@@ -113,6 +120,7 @@ class EvaluationReport:
     eer_macro: float
     segment: Optional[dict] = None
     event: Optional[dict] = None
+    event_raw: Optional[dict] = None
     intersection: Optional[dict] = None
     psds1: Optional[float] = None
     psds2: Optional[float] = None
@@ -128,7 +136,8 @@ class EvaluationReport:
 
         Columns: ``tag``, ``n_clips`` (clips with the tag; all clips in the summary),
         ``eer``; with event times also ``segment_f1``, ``segment_precision``,
-        ``segment_recall``, ``segment_error_rate``, ``event_f1``, ``event_error_rate``; with
+        ``segment_recall``, ``segment_error_rate``, ``event_f1``, ``event_error_rate`` (merged
+        reference), ``event_f1_raw`` (reference as given); with
         ``sed_scores_eval`` also ``intersection_f1``, ``psds1``, ``psds2`` (per tag: its own
         PSDS1, PSDS2 not defined per tag). Values are float (NaN: undefined), int or str.
 
@@ -144,7 +153,8 @@ class EvaluationReport:
                 seg, ev = self.segment["class_wise"][c], self.event["class_wise"][c]
                 row.update(segment_f1=seg["f_measure"], segment_precision=seg["precision"],
                            segment_recall=seg["recall"], segment_error_rate=seg["error_rate"],
-                           event_f1=ev["f_measure"], event_error_rate=ev["error_rate"])
+                           event_f1=ev["f_measure"], event_error_rate=ev["error_rate"],
+                           event_f1_raw=self.event_raw["class_wise"][c]["f_measure"])
             if self.intersection is not None:
                 row["intersection_f1"] = self.intersection["class_wise"][c]["f_measure"]
             if self.psds1 is not None:
@@ -154,7 +164,8 @@ class EvaluationReport:
         if self.segment is not None:
             summary.update(segment_f1=self.segment["f_measure"], segment_precision=self.segment["precision"],
                            segment_recall=self.segment["recall"], segment_error_rate=self.segment["error_rate"],
-                           event_f1=self.event["f_measure"], event_error_rate=self.event["error_rate"])
+                           event_f1=self.event["f_measure"], event_error_rate=self.event["error_rate"],
+                           event_f1_raw=self.event_raw["f_measure"])
         if self.intersection is not None:
             summary["intersection_f1"] = self.intersection["f_measure"]
         if self.psds1 is not None:
@@ -226,7 +237,8 @@ class EvaluationReport:
                 return v.item()
             return v
 
-        keys = ("classes", "n_clips", "positives", "eer", "eer_macro", "segment", "event", "intersection", "psds1",
+        keys = ("classes", "n_clips", "positives", "eer", "eer_macro", "segment", "event", "event_raw", "intersection",
+                "psds1",
                 "psds2", "psds1_per_class", "events", "n_reference_events", "settings", "notes")
         return {**{k: plain(getattr(self, k)) for k in keys}, "rows": plain(self.rows())}
 
@@ -357,7 +369,7 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     >>> r.eer_macro, r.segment is None, r.notes[0][:24]
     (0.0, True, 'no event times (strong l')
     """
-    from .metrics import equal_error_rate, event_based_metrics, segment_based_metrics
+    from .metrics import equal_error_rate, event_based_metrics, merge_overlapping_events, segment_based_metrics
     from .tags import encode_tags
     from .timing import as_frame_timing
 
@@ -397,12 +409,22 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     report.events, report.n_reference_events = est, len(reference)
     report.segment = segment_based_metrics(reference, est, classes, segment_length=segment_length, filenames=names,
                                            durations=durations)
-    report.event = event_based_metrics(reference, est, classes, t_collar=t_collar,
-                                       percentage_of_length=percentage_of_length, filenames=names)
-    report.notes.append(f"event F1: onset collar {t_collar:g} s, offset collar max({t_collar:g} s, "
-                        f"{percentage_of_length:.0%}); segment F1 and ER over {segment_length:g} s segments")
+    merged = merge_overlapping_events(reference)
+    report.event, report.event_raw = (
+        event_based_metrics(ref, est, classes, t_collar=t_collar, percentage_of_length=percentage_of_length,
+                            filenames=names) for ref in (merged, reference))
+    report.notes.append(
+        f"event F1: onset collar {t_collar:g} s, offset collar max({t_collar:g} s, {percentage_of_length:.0%}), "
+        f"against the reference with overlapping events of one tag merged ({len(merged)} of {len(reference)} "
+        f"events left), as PSDS counts them: micro {_fmt(report.event['f_measure'])}, class-macro "
+        f"{_fmt(report.event['class_wise_average']['f_measure'])}; against the reference as given (event_f1_raw): "
+        f"micro {_fmt(report.event_raw['f_measure'])}; segment F1 and ER over {segment_length:g} s segments")
     _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocessor, timing, names, durations, psds)
     return report
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if v is not None and math.isfinite(v) else "n/a"
 
 
 def _check_reference(reference, filenames, clip_duration, frame_scores, n, classes, timing):

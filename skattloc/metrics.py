@@ -46,6 +46,7 @@ __all__ = [
     "within_clip_auc",
     "segment_based_metrics",
     "event_based_metrics",
+    "merge_overlapping_events",
     "psds",
     "intersection_f1",
     "intersection_f1_from_scores",
@@ -582,6 +583,53 @@ def _normalize_events(events, name, classes):
             )
         out.append((fn, onset, offset, label))
     return out
+
+
+def merge_overlapping_events(events):
+    """Count overlapping events of one tag in one clip as one event.
+
+    Reference lists made by mixing sources (domestic-mix, DESED's synthetic sets) hold
+    events of one tag that overlap, e.g. two people speaking at once. A system that
+    outputs one event per tag cannot match both, so event-based F1 against such a list
+    is capped below 1. psds_eval and sed_scores_eval therefore merge them before
+    scoring; this does the same for :func:`event_based_metrics`.
+
+    Parameters
+    ----------
+    events : list of tuple
+        Events ``(filename, onset_s, offset_s, event_label)`` (or dicts with those
+        keys), times in seconds.
+
+    Returns
+    -------
+    list of tuple
+        ``(filename, onset_s, offset_s, event_label)``, sorted; events of one tag in one
+        file that overlap or touch (``onset <= previous offset``) are one event from the
+        first onset to the last offset.
+
+    Examples
+    --------
+    >>> from skattloc.metrics import merge_overlapping_events
+    >>> merge_overlapping_events([("a.wav", 0.5, 2.0, "m"), ("a.wav", 1.5, 3.0, "m"),
+    ...                           ("a.wav", 1.0, 1.2, "b")])
+    [('a.wav', 0.5, 3.0, 'm'), ('a.wav', 1.0, 1.2, 'b')]
+    """
+    spans = {}
+    for i, ev in enumerate(events):
+        fn, onset, offset, label = _checks.event_fields(ev, i, "events")
+        spans.setdefault((str(fn), str(label)), []).append((float(onset), float(offset)))
+    out = []
+    for (fn, label), runs in spans.items():
+        runs.sort()
+        cur = list(runs[0])
+        for onset, offset in runs[1:]:
+            if onset <= cur[1]:
+                cur[1] = max(cur[1], offset)
+            else:
+                out.append((fn, cur[0], cur[1], label))
+                cur = [onset, offset]
+        out.append((fn, cur[0], cur[1], label))
+    return sorted(out, key=lambda e: (e[0], e[1], e[2], e[3]))
 
 
 def _group_by_file(ref, est, filenames):

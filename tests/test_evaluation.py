@@ -168,3 +168,40 @@ def test_evaluate_tagger_is_one_forward_pass_with_the_taggers_own_events():
                           clip_threshold=False)  # event settings overridden for this evaluation only
     assert low.events == tagger.detect_events(X, filenames=names, threshold=0.0, clip_threshold=False)
     assert tagger.event_settings_ == before
+
+
+# --------------------------------------------------------------------------- merged references (issue 19)
+def test_merge_overlapping_events_joins_overlapping_and_touching_events_of_one_tag_in_one_clip():
+    from skattloc.metrics import merge_overlapping_events
+
+    events = [("a.wav", 0.5, 2.0, "m"), ("a.wav", 1.5, 3.0, "m"), ("a.wav", 3.0, 3.5, "m"),  # a chain of three
+              ("a.wav", 3.6, 3.9, "m"),  # a gap: stays apart
+              ("a.wav", 1.0, 1.2, "b"),  # another tag, inside the speech: untouched
+              ("b.wav", 1.0, 2.5, "m"), {"filename": "b.wav", "onset": 2.0, "offset": 2.2, "event_label": "m"}]
+    assert merge_overlapping_events(events) == [
+        ("a.wav", 0.5, 3.5, "m"), ("a.wav", 1.0, 1.2, "b"), ("a.wav", 3.6, 3.9, "m"), ("b.wav", 1.0, 2.5, "m")]
+    assert merge_overlapping_events([]) == []
+    with pytest.raises(ValueError, match=r"events\[0\]"):
+        merge_overlapping_events([("a.wav", 1.0)])
+
+
+def test_event_f1_headline_scores_against_merged_references_and_keeps_the_raw_list_beside():
+    """Two overlapping dog events in a.wav: the one detected event spanning both matches the
+    merged reference (F1 1), but against the raw list it can match only one of the two, so
+    the other counts as missed (raw F1 below 1)."""
+    frames, proba, tags, _, names = _case()
+    reference = [("a.wav", 0.2, 0.5, "dog"), ("a.wav", 0.3, 0.6, "dog"), ("b.wav", 0.5, 0.9, "cat")]
+    report = _report(reference=reference, psds=False)
+    assert report.events == [("a.wav", 0.2, 0.6, "dog"), ("b.wav", 0.5, 0.9, "cat")]
+    merged = [("a.wav", 0.2, 0.6, "dog"), ("b.wav", 0.5, 0.9, "cat")]
+    ev = event_based_metrics(merged, report.events, CLASSES, filenames=names)
+    raw = event_based_metrics(reference, report.events, CLASSES, filenames=names)
+    assert report.event["f_measure"] == ev["f_measure"] == 1.0
+    assert report.event_raw["f_measure"] == raw["f_measure"] < 1.0
+    rows = report.rows()
+    assert rows[0]["event_f1"] == 1.0 and rows[0]["event_f1_raw"] == raw["class_wise"]["dog"]["f_measure"]
+    assert rows[-1]["event_f1_raw"] == raw["f_measure"]
+    note = next(n for n in report.notes if n.startswith("event F1"))
+    assert "merged (2 of 3 events left)" in note and "class-macro 1.000" in note
+    assert report.to_dict()["event_raw"]["f_measure"] == raw["f_measure"]
+    assert report.n_reference_events == 3  # the reference as given
