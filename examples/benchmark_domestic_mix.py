@@ -676,6 +676,12 @@ def write_report(args, rows, d, info):
         rel = os.path.relpath(args.plot, Path(args.out_md).parent) if args.out_md else args.plot
         L.append(f"![{cap}]({rel})\n\n{cap}\n")
     text = "\n".join(L)
+    if args.out_md and Path(args.out_md).is_file():
+        # The learning curves of benchmark_labels.py live in a marked block of this page: keep it.
+        old = Path(args.out_md).read_text()
+        start, end = "<!-- label-curves:start -->", "<!-- label-curves:end -->"
+        if start in old and end in old:
+            text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
     if args.out_md:
         Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out_md).write_text(text)
