@@ -12,118 +12,9 @@ from torchmetrics import Metric
 from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
 from torchmetrics.utilities import dim_zero_cat
 
-from .model import CGRNN, clip_bce, length_mask
+from .augment import filter_augment, mixup, power_mix, spec_augment, time_shift  # noqa: F401 (re-exported)
+from .model import CGRNN, clip_bce
 from .params import LR_SCHEDULES  # the option list lives in the torch-free parameter table
-
-
-def spec_augment(x, lengths, n_masks, time_width, freq_width, fill):
-    """SpecAugment-style time and frequency masking of a batch of log-mel clips.
-
-    Each clip gets ``n_masks`` time masks and ``n_masks`` frequency masks (Park et al.,
-    2019, without time warping). A time mask sets ``w ~ U{0..time_width}`` consecutive
-    valid frames to ``fill``; a frequency mask sets ``f ~ U{0..freq_width}`` consecutive
-    mel bands of every frame to ``fill``. Runs on the batch's device, with no host sync.
-
-    Parameters
-    ----------
-    x : Tensor, shape (batch, n_frames, n_mels)
-        Raw log-mel frames (before the network's standardization).
-    lengths : Tensor of int, shape (batch,), or None
-        Valid frames per clip; time masks stay inside them. None: all frames are valid.
-    n_masks : int
-        Time masks and frequency masks per clip (0 returns ``x`` unchanged).
-    time_width : int
-        Largest time mask, in frames.
-    freq_width : int
-        Largest frequency mask, in mel bands.
-    fill : Tensor, shape (n_mels,) or scalar
-        Value written into masked cells; the network's ``input_mean`` makes a masked
-        cell 0 after standardization.
-
-    Returns
-    -------
-    Tensor, shape (batch, n_frames, n_mels)
-        A new tensor; ``x`` is not modified.
-    """
-    if n_masks <= 0:
-        return x
-    batch, n_frames, n_mels = x.shape
-    dev = x.device
-    if lengths is None:
-        lengths = torch.full((batch,), n_frames, device=dev, dtype=torch.long)
-    lengths = lengths.to(dev)
-    t = torch.arange(n_frames, device=dev)
-    f = torch.arange(n_mels, device=dev)
-    drop_t = torch.zeros(batch, n_frames, dtype=torch.bool, device=dev)
-    drop_f = torch.zeros(batch, n_mels, dtype=torch.bool, device=dev)
-    for _ in range(int(n_masks)):
-        w = torch.minimum((torch.rand(batch, device=dev) * (time_width + 1)).long(), lengths)
-        start = (torch.rand(batch, device=dev) * (lengths - w + 1)).long()
-        drop_t |= (t >= start[:, None]) & (t < (start + w)[:, None])
-        fw = (torch.rand(batch, device=dev) * (min(freq_width, n_mels) + 1)).long()
-        fstart = (torch.rand(batch, device=dev) * (n_mels - fw + 1)).long()
-        drop_f |= (f >= fstart[:, None]) & (f < (fstart + fw)[:, None])
-    drop = drop_t[:, :, None] | drop_f[:, None, :]
-    fill = torch.as_tensor(fill, dtype=x.dtype, device=dev)
-    return torch.where(drop, fill, x)
-
-
-def _grouped_permutation(groups, device):
-    """A random permutation that maps every row to a row of its own group."""
-    perm = torch.arange(len(groups), device=device)
-    for g in torch.unique(groups):
-        idx = torch.nonzero(groups == g).squeeze(1)
-        perm[idx] = idx[torch.randperm(len(idx), device=device)]
-    return perm
-
-
-def mixup(x, y, lengths, alpha, fill, groups=None):
-    """Mixup (Zhang et al., 2018) of log-mel clips and their clip tags.
-
-    Clip ``i`` becomes ``lam_i x_i + (1 - lam_i) x_j`` with ``j`` a random permutation of
-    the batch and ``lam_i ~ Beta(alpha, alpha)``; its tags become the same convex
-    combination ``lam_i y_i + (1 - lam_i) y_j`` (soft targets for the BCE of eq. 1).
-    Padding is replaced by ``fill`` before mixing, and a mixed clip's length is the longer
-    of the two.
-
-    Parameters
-    ----------
-    x : Tensor, shape (batch, n_frames, n_mels)
-        Raw log-mel frames.
-    y : Tensor, shape (batch, n_classes)
-        0/1 (or already soft) clip tags.
-    lengths : Tensor of int, shape (batch,), or None
-        Valid frames per clip.
-    alpha : float
-        Beta distribution parameter (> 0).
-    fill : Tensor, shape (n_mels,) or scalar
-        Value of padded frames before mixing (the network's ``input_mean``).
-    groups : Tensor of int, shape (batch,), optional
-        Clips mix only with clips of their own group (e.g. tagged, timed, unlabeled, whose
-        targets differ in kind).
-
-    Returns
-    -------
-    x_mix : Tensor, shape (batch, n_frames, n_mels)
-    y_mix : Tensor, shape (batch, n_classes), values in [0, 1]
-    lengths_mix : Tensor of int, shape (batch,), or None
-    lam : Tensor, shape (batch,), values in [0, 1]
-    perm : Tensor of int, shape (batch,)
-    """
-    batch, n_frames, _ = x.shape
-    dev = x.device
-    a = torch.tensor(float(alpha), device=dev)
-    lam = torch.distributions.Beta(a, a).sample((batch,)).to(x.dtype)
-    perm = torch.randperm(batch, device=dev) if groups is None else _grouped_permutation(groups, dev)
-    if lengths is not None:
-        valid = length_mask(lengths.to(dev), n_frames).unsqueeze(-1)
-        x = torch.where(valid, x, torch.as_tensor(fill, dtype=x.dtype, device=dev))
-        lengths = torch.maximum(lengths, lengths[perm.to(lengths.device)])
-    lx = lam.view(batch, 1, 1)
-    x_mix = lx * x + (1 - lx) * x[perm]
-    ly = lam.to(y.dtype).view(batch, 1)
-    y_mix = ly * y + (1 - ly) * y[perm]
-    return x_mix, y_mix, lengths, lam, perm
 
 
 def _masked_mean(values, mask):
@@ -203,6 +94,15 @@ class AttLocModule(pl.LightningModule):
         Largest time mask in frames and frequency mask in mel bands.
     mixup_alpha : float, default=0.0
         Beta parameter of :func:`mixup` on training batches; 0 is off (the paper).
+    power_mix : float in [0, 1], default=0.0
+        Share of the training batches mixed by :func:`~skattloc.augment.power_mix` (mel
+        power added, tags united) instead of mixup; 0 is off.
+    time_shift : float in [0, 1), default=0.0
+        Largest circular time shift (:func:`~skattloc.augment.time_shift`), as a share of
+        each clip's length; 0 is off.
+    filter_augment : float, default=0.0
+        Largest FilterAugment band gain (:func:`~skattloc.augment.filter_augment`), in dB;
+        0 is off.
     frame_loss_weight : float, default=1.0
         Weight of the frame loss on clips with event times (batches ``(x, lengths, y, f)``).
     consistency_weight : float, default=2.0
@@ -246,6 +146,9 @@ class AttLocModule(pl.LightningModule):
         time_mask_width: int = 10,
         freq_mask_width: int = 6,
         mixup_alpha: float = 0.0,
+        power_mix: float = 0.0,
+        time_shift: float = 0.0,
+        filter_augment: float = 0.0,
         # every label (skattloc.supervision): the frame loss of timed clips, the mean teacher
         frame_loss_weight: float = 1.0, consistency_weight: float = 2.0, consistency_rampup: int = 20,
         teacher_decay: float = 0.999, mean_teacher: bool = False,
@@ -261,6 +164,9 @@ class AttLocModule(pl.LightningModule):
         self.time_mask_width = int(time_mask_width)
         self.freq_mask_width = int(freq_mask_width)
         self.mixup_alpha = float(mixup_alpha)
+        self.power_mix = float(power_mix)
+        self.time_shift = float(time_shift)
+        self.filter_augment = float(filter_augment)
         self.frame_loss_weight = float(frame_loss_weight)
         self.consistency_weight = float(consistency_weight)
         self.consistency_rampup = int(consistency_rampup)
@@ -302,23 +208,37 @@ class AttLocModule(pl.LightningModule):
             return (x, lengths, *targets)
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
-    def augment(self, x, lengths, y):
-        """The training-time augmentations (SpecAugment, then mixup) of one batch."""
+    def augment(self, x, lengths, y, f=None, groups=None):
+        """The training-time augmentations of one batch (:mod:`skattloc.augment`), in this
+        order: circular time shift, FilterAugment, SpecAugment, then one mixing (in linear
+        power on a share ``power_mix`` of the batches, else mixup). Frame targets ``f``
+        move and mix with their clips; ``groups`` keeps each kind of clip among its own.
+
+        Returns ``(x, lengths, y, f)``; ``lengths`` is None when every frame is valid."""
         fill = self.model.input_mean
         if lengths is not None and bool((lengths == x.shape[1]).all()):
             lengths = None  # all frames valid (lengths live on the host: no device sync in mixup)
+        if self.time_shift > 0:
+            x, f = time_shift(x, lengths, self.time_shift, f)
+        if self.filter_augment > 0:
+            x = filter_augment(x, self.filter_augment)
         if self.spec_augment > 0:
             x = spec_augment(x, lengths, self.spec_augment, self.time_mask_width, self.freq_mask_width, fill)
-        if self.mixup_alpha > 0:
-            x, y, lengths, _, _ = mixup(x, y, lengths, self.mixup_alpha, fill)
-        return x, lengths, y
+        if self.power_mix > 0 and float(torch.rand(())) < self.power_mix:  # drawn only when on: same RNG stream
+            x, y, lengths, f, _ = power_mix(x, y, lengths, groups=groups, f=f)
+        elif self.mixup_alpha > 0:
+            x, y, lengths, lam, perm = mixup(x, y, lengths, self.mixup_alpha, fill, groups=groups)
+            if f is not None:
+                lf = lam.to(f.dtype).view(-1, 1, 1)
+                f = lf * f + (1 - lf) * f[perm]
+        return x, lengths, y, f
 
     def training_step(self, batch, batch_idx):
         if len(batch) == 4:
             loss = self._every_label_step(*batch)
         else:
             x, lengths, y = batch
-            x, lengths, y = self.augment(x, lengths, y)
+            x, lengths, y, _ = self.augment(x, lengths, y)
             out = self.model(x, lengths)
             loss = clip_bce(out.clip, y)
         x = batch[0]
@@ -332,16 +252,7 @@ class AttLocModule(pl.LightningModule):
         """The loss of a batch with unlabeled clips and frame targets (see the class notes)."""
         unlabeled = torch.isnan(y).any(dim=1)
         timed = ~torch.isnan(f).all(dim=2).all(dim=1)
-        fill = self.model.input_mean
-        all_valid = lengths is None or bool((lengths == x.shape[1]).all())
-        lengths_aug = None if all_valid else lengths
-        if self.spec_augment > 0:
-            x = spec_augment(x, lengths_aug, self.spec_augment, self.time_mask_width, self.freq_mask_width, fill)
-        if self.mixup_alpha > 0:
-            groups = unlabeled.long() * 2 + timed.long()
-            x, y, lengths_aug, lam, perm = mixup(x, y, lengths_aug, self.mixup_alpha, fill, groups=groups)
-            lf = lam.to(f.dtype).view(-1, 1, 1)
-            f = lf * f + (1 - lf) * f[perm]
+        x, lengths_aug, y, f = self.augment(x, lengths, y, f, groups=unlabeled.long() * 2 + timed.long())
         lengths = lengths_aug if lengths_aug is not None else lengths
         out = self.model(x, lengths)
         labelled = (~unlabeled).to(out.clip.dtype).unsqueeze(1).expand_as(out.clip)

@@ -117,9 +117,14 @@ def test_a_loader_with_unlabeled_clips_and_frame_targets_gives_batches_of_four()
 
 
 # ---------------------------------------------------------------------------- fit
-def test_without_unlabeled_clips_or_events_fit_is_the_releases_bit_for_bit():
-    """The release fixture's second model (tests/fixtures/make_fixtures.py) refitted today:
-    every weight equal, whatever the new parameters say."""
+def test_without_unlabeled_clips_or_events_fit_is_unchanged():
+    """Without unlabeled clips or event times the every-label parameters (and the
+    augmentations that are off by default) change nothing, bit for bit; and the fit is
+    still the release's (the fixture of tests/fixtures/make_fixtures.py refitted today).
+
+    Against the release the weights must agree to float32 rounding (1e-7): a dependency's
+    new version can reorder a sum (the fixture was made with the Lightning of its day), but
+    any change of what is trained moves them by orders of magnitude more."""
     info = json.loads((FIXTURES / "release_without_extractor.json").read_text())
     rng = np.random.default_rng(1)
     X2 = rng.normal(size=(10, 24, 16)).astype(np.float32)
@@ -130,12 +135,15 @@ def test_without_unlabeled_clips_or_events_fit_is_the_releases_bit_for_bit():
     torch.set_num_threads(1)  # as the fixture was made
     try:
         params = {k: v for k, v in info["params"].items() if k in AttLocTagger().get_params()}
-        today = AttLocTagger(**params, consistency_weight=5.0, frame_loss_weight=3.0, unlabeled_ratio=0.3).fit(X2, Y2)
+        today = AttLocTagger(**params).fit(X2, Y2)
+        other = AttLocTagger(**params, consistency_weight=5.0, frame_loss_weight=3.0, unlabeled_ratio=0.3).fit(X2, Y2)
     finally:
         torch.set_num_threads(threads)
     release = AttLocTagger.load(FIXTURES / "release_without_extractor.skattloc")
-    for (name, a), (_, b) in zip(today.model_.state_dict().items(), release.model_.state_dict().items()):
+    for (name, a), (_, b), (_, c) in zip(today.model_.state_dict().items(), other.model_.state_dict().items(),
+                                         release.model_.state_dict().items()):
         assert torch.equal(a, b), name
+        torch.testing.assert_close(a, c, rtol=0, atol=1e-7, msg=name)
 
 
 def test_fit_learns_from_every_kind_and_tunes_events_on_timed_validation_clips(data):

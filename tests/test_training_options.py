@@ -126,7 +126,7 @@ def test_spec_augment_changes_training_batches_but_not_inference():
     module = AttLocModule(tagger.model_, spec_augment=2, time_mask_width=8, freq_mask_width=6)
     x = torch.from_numpy(X[:16])
     lengths = torch.full((16,), X.shape[1])
-    xa, _, ya = module.augment(x, lengths, torch.from_numpy(Y[:16]).float())
+    xa, _, ya, _ = module.augment(x, lengths, torch.from_numpy(Y[:16]).float())
     assert not torch.equal(xa, x)
     torch.testing.assert_close(ya, torch.from_numpy(Y[:16]).float())  # SpecAugment keeps tags
     # Inference: predict_proba is the plain network output, the same on every call.
