@@ -424,6 +424,8 @@ def build_parser():
                 "event-based F1 and error rate of the events and the PSDS of the frame scores.", _EVALUATE_EPILOG)
     _add_labelled_inputs(p, "clips to evaluate")
     p.add_argument("--segment-length", type=float, default=1.0, metavar="SECONDS", help="segment length of the F1")
+    p.add_argument("--bootstrap", type=lambda t: _number(t, "a number of resamples >= 0", int, lambda v: v >= 0), default=0, metavar="N",
+                   help="95 %% confidence intervals of the EER, F1 and PSDS from N resamples of the clips (e.g. 1000)")
     p.add_argument("-o", "--output", default=None, metavar="CSV",
                    help="also write the table as CSV; a folder ending in / gets report.csv")
     _add_event_options(p)
@@ -653,7 +655,7 @@ def _cmd_evaluate(args):
     report = evaluate_scores(
         frames, np.concatenate(proba), [data.tags[i] for i in done], classes=_classes(tagger), postprocessor=post,
         timing=tagger.frame_timing_, reference=None if strong is None else [e for e in strong if e[0] in set(names)],
-        filenames=names, segment_length=args.segment_length,
+        filenames=names, segment_length=args.segment_length, bootstrap=args.bootstrap,
     )
     print(report.to_text(notes=False))
     notes = report.notes if strong is not None else ["no strong labels: give --strong or DATA/strong.tsv for the "

@@ -95,6 +95,11 @@ class EvaluationReport:
     notes : list of str
         What was not computed and why (no event times, no ``sed_scores_eval``, no reference
         events), and how the metrics were computed.
+    intervals : dict
+        With ``bootstrap=``: ``{metric: (low, high)}`` confidence intervals of
+        ``eer_macro``, ``event_f1``, ``event_f1_macro``, ``segment_f1``, ``psds1`` and
+        ``psds2`` (those computed); empty otherwise. ``settings`` then also holds
+        ``bootstrap`` and ``confidence``.
 
     Examples
     --------
@@ -129,6 +134,7 @@ class EvaluationReport:
     n_reference_events: Optional[int] = None
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     notes: list = field(default_factory=list)
+    intervals: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ table
     def rows(self) -> list:
@@ -239,14 +245,14 @@ class EvaluationReport:
 
         keys = ("classes", "n_clips", "positives", "eer", "eer_macro", "segment", "event", "event_raw", "intersection",
                 "psds1",
-                "psds2", "psds1_per_class", "events", "n_reference_events", "settings", "notes")
+                "psds2", "psds1_per_class", "events", "n_reference_events", "settings", "notes", "intervals")
         return {**{k: plain(getattr(self, k)) for k in keys}, "rows": plain(self.rows())}
 
 
 # ----------------------------------------------------------------------------- computing it
 def evaluate_tagger(tagger, X, y=None, *, reference=None, filenames=None, clip_duration=None, psds=True,
                     segment_length=1.0, t_collar=0.2, percentage_of_length=0.2, dtc_threshold=0.5,
-                    gtc_threshold=0.5, **overrides) -> EvaluationReport:
+                    gtc_threshold=0.5, bootstrap=0, confidence=0.95, random_state=0, **overrides) -> EvaluationReport:
     """Evaluate a fitted tagger on labelled clips: EER per tag, and event metrics with event times.
 
     One forward pass (:func:`skattloc.inference.frame_scores`) gives the clip
@@ -281,6 +287,16 @@ def evaluate_tagger(tagger, X, y=None, *, reference=None, filenames=None, clip_d
         ``max(t_collar, percentage_of_length * reference length)``.
     dtc_threshold, gtc_threshold : float in (0, 1], default=0.5
         Detection tolerance and ground-truth intersection criteria of the intersection F1.
+    bootstrap : int, default=0
+        Resamples for confidence intervals (:attr:`EvaluationReport.intervals`); 0: none.
+        The clips are drawn with replacement ``bootstrap`` times, and the macro EER, the
+        event F1 (micro and class-macro) and the segment F1 are recomputed on each draw;
+        PSDS1/2 take sed_scores_eval's scheme (``bootstrap`` subsets that each leave out a
+        fifth of the clips, :func:`skattloc.sed_scores.psds_bootstrap`). 1000 is usual.
+    confidence : float in (0, 1), default=0.95
+        Coverage of the intervals (percentiles of the resampled values).
+    random_state : int, default=0
+        Seed of the clip resampling.
     **overrides
         Event settings for this evaluation (``threshold``, ``median_filter``,
         ``clip_threshold=False``, ...; see :meth:`AttLocTagger.get_event_postprocessor
@@ -321,13 +337,15 @@ def evaluate_tagger(tagger, X, y=None, *, reference=None, filenames=None, clip_d
         frames, proba, y, classes=tagger.classes_, postprocessor=pp, timing=tagger.frame_timing_,
         reference=reference, filenames=filenames, clip_duration=clip_duration, psds=psds,
         segment_length=segment_length, t_collar=t_collar, percentage_of_length=percentage_of_length,
-        dtc_threshold=dtc_threshold, gtc_threshold=gtc_threshold,
+        dtc_threshold=dtc_threshold, gtc_threshold=gtc_threshold, bootstrap=bootstrap, confidence=confidence,
+        random_state=random_state,
     )
 
 
 def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor, timing, reference=None,
                     filenames=None, clip_duration=None, psds=True, segment_length=1.0, t_collar=0.2,
-                    percentage_of_length=0.2, dtc_threshold=0.5, gtc_threshold=0.5, events=None) -> EvaluationReport:
+                    percentage_of_length=0.2, dtc_threshold=0.5, gtc_threshold=0.5, events=None, bootstrap=0,
+                    confidence=0.95, random_state=0) -> EvaluationReport:
     """The :class:`EvaluationReport` of frame scores and clip probabilities computed already.
 
     What :func:`evaluate_tagger` computes after its forward pass: use it to evaluate clips
@@ -349,6 +367,8 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     timing : FrameTiming or anything :func:`skattloc.timing.as_frame_timing` accepts
         Where the frames sit in time (``tagger.frame_timing_``).
     reference, filenames, clip_duration, psds, segment_length, t_collar, percentage_of_length, dtc_threshold, gtc_threshold
+        As for :func:`evaluate_tagger`.
+    bootstrap, confidence, random_state
         As for :func:`evaluate_tagger`.
     events : list of tuple, optional
         The detected events ``(filename, onset_s, offset_s, tag)`` to score, when they were
@@ -380,6 +400,11 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     n = len(proba)
     settings = dict(segment_length=segment_length, t_collar=t_collar, percentage_of_length=percentage_of_length,
                     dtc_threshold=dtc_threshold, gtc_threshold=gtc_threshold)
+    _checks.check_int(bootstrap, "bootstrap", minimum=0)
+    _checks.check_number(confidence, "confidence", 0, 1, closed="()")
+    if bootstrap:
+        settings.update(bootstrap=int(bootstrap), confidence=float(confidence))
+        draws = np.random.default_rng(random_state).integers(0, n, size=(int(bootstrap), n))
     if reference is not None:
         timing = as_frame_timing(timing, "timing")
         names, durations, reference = _check_reference(reference, filenames, clip_duration, frame_scores, n,
@@ -400,9 +425,12 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
         classes=classes, n_clips=n, positives=Y.sum(axis=0).astype(np.int64), eer=eer,
         eer_macro=float(np.nanmean(eer)) if np.isfinite(eer).any() else _NAN, settings=settings,
     )
+    if bootstrap:
+        report.intervals["eer_macro"] = _interval([_macro_eer(Y[d], proba[d]) for d in draws], confidence)
     if reference is None:
         report.notes.append("no event times (strong labels): EER only; give event times for the segment- and "
                             "event-based metrics, intersection F1 and PSDS")
+        _bootstrap_note(report)
         return report
     est = events if events is not None else postprocessor.decode(
         frame_scores, proba, names, timing=timing, clip_duration=[durations[f] for f in names])
@@ -419,8 +447,79 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
         f"events left), as PSDS counts them: micro {_fmt(report.event['f_measure'])}, class-macro "
         f"{_fmt(report.event['class_wise_average']['f_measure'])}; against the reference as given (event_f1_raw): "
         f"micro {_fmt(report.event_raw['f_measure'])}; segment F1 and ER over {segment_length:g} s segments")
-    _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocessor, timing, names, durations, psds)
+    _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocessor, timing, names, durations, psds,
+                        int(bootstrap))
+    if bootstrap:
+        counts = _clip_counts(merged, est, classes, names, durations, settings)
+        for key, values in _resampled_f1(counts, draws).items():
+            report.intervals[key] = _interval(values, confidence)
+    _bootstrap_note(report)
     return report
+
+
+def _macro_eer(Y, proba) -> float:
+    from .metrics import equal_error_rate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a tag absent from a draw: its EER is NaN, left out
+        return float(equal_error_rate(Y, proba, average="macro"))
+
+
+def _interval(values, confidence):
+    """``(low, high)``: the central ``confidence`` percentile interval of the finite values
+    (NaN, NaN when none is finite)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return (_NAN, _NAN)
+    tail = 100 * (1 - confidence) / 2
+    return (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+
+
+def _clip_counts(reference, est, classes, names, durations, settings):
+    """Per clip and tag, ``(tp, n_ref, n_sys)`` of the event-based and the segment-based
+    metrics: an array (n_clips, 2, n_classes, 3). Both metrics count clip by clip, so the
+    counts of a resample are sums of these rows."""
+    from .metrics import event_based_metrics, segment_based_metrics
+
+    ref_by, est_by = {}, {}
+    for e in reference:
+        ref_by.setdefault(e[0], []).append(e)
+    for e in est:
+        est_by.setdefault(e[0], []).append(e)
+    out = np.zeros((len(names), 2, len(classes), 3), dtype=np.int64)
+    for i, f in enumerate(names):
+        r, e = ref_by.get(f, []), est_by.get(f, [])
+        if not r and not e:
+            continue
+        ev = event_based_metrics(r, e, classes, t_collar=settings["t_collar"],
+                                 percentage_of_length=settings["percentage_of_length"], filenames=[f])
+        seg = segment_based_metrics(r, e, classes, segment_length=settings["segment_length"], filenames=[f],
+                                    durations={f: durations[f]})
+        for m, res in enumerate((ev, seg)):
+            out[i, m] = [[res["class_wise"][c][k] for k in ("n_tp", "n_ref", "n_sys")] for c in classes]
+    return out
+
+
+def _resampled_f1(counts, draws) -> dict:
+    """Event F1 (micro, class-macro) and segment F1 (micro) of each resample of the clips."""
+    totals = np.stack([counts[d].sum(axis=0) for d in draws])  # (n_draws, 2, n_classes, 3)
+    tp, ref, sys = totals[..., 0], totals[..., 1], totals[..., 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where((ref > 0) & (sys > 0), 2 * tp / (ref + sys), np.nan)  # as metrics' class-wise F1
+        micro = np.where((ref.sum(-1) > 0) & (sys.sum(-1) > 0), 2 * tp.sum(-1) / (ref.sum(-1) + sys.sum(-1)), np.nan)
+        macro = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in per_class[:, 0]])
+    return {"event_f1": micro[:, 0], "event_f1_macro": macro, "segment_f1": micro[:, 1]}
+
+
+def _bootstrap_note(report):
+    if not report.intervals:
+        return
+    st = report.settings
+    parts = [f"{k} [{_fmt(lo)}, {_fmt(hi)}]" for k, (lo, hi) in report.intervals.items()]
+    report.notes.append(
+        f"{st['confidence']:.0%} intervals, {st['bootstrap']} resamples of the clips (with replacement; PSDS: "
+        f"subsets leaving out a fifth of the clips, as sed_scores_eval): " + ", ".join(parts))
 
 
 def _fmt(v) -> str:
@@ -470,7 +569,7 @@ def _check_reference(reference, filenames, clip_duration, frame_scores, n, class
 
 
 def _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocessor, timing, names, durations,
-                        psds):
+                        psds, bootstrap=0):
     """Intersection F1 of the events and PSDS1/2 of the event scores, into ``report``; a
     note saying why when they cannot be computed."""
     from . import sed_scores
@@ -499,6 +598,11 @@ def _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocess
             report.psds1 = float(p1)
             report.psds2 = float(sed_scores.psds(reference, sub, tagged, names, durations, scenario=2, timing=timing))
             report.psds1_per_class = {c: float(v) for c, v in d1.get("class_wise", {}).items()}
+            if bootstrap and len(names) >= 5:
+                for k in (1, 2):
+                    values = sed_scores.psds_bootstrap(reference, sub, tagged, names, durations, scenario=k,
+                                                       timing=timing, n_iterations=max(1, -(-bootstrap // 5)))
+                    report.intervals[f"psds{k}"] = _interval(values, report.settings["confidence"])
     left = [c for c in report.classes if c not in tagged]
     report.notes.append(
         f"intersection F1: DTC {report.settings['dtc_threshold']:g}, GTC {report.settings['gtc_threshold']:g}"

@@ -50,6 +50,7 @@ __all__ = [
     "check_available",
     "scores_to_dataframes",
     "psds",
+    "psds_bootstrap",
     "intersection_f1",
     "intersection_f1_from_scores",
 ]
@@ -529,7 +530,8 @@ def psds(
         1: ``dtc_threshold=0.7, gtc_threshold=0.7, cttc_threshold=None,
         alpha_ct=0, alpha_st=1``; 2: ``dtc_threshold=0.1,
         gtc_threshold=0.1, cttc_threshold=0.3, alpha_ct=0.5, alpha_st=1``;
-        both ``max_efpr=100`` per hour.
+        both ``max_efpr=100`` per hour. With one class there are no cross-triggers
+        (no other class to trigger on): ``cttc_threshold`` and ``alpha_ct`` are then unused.
     timing : FrameTiming, LogMelExtractor, dict, float or (float, float)
         The frames' timing (keyword only, required; see :func:`scores_to_dataframes`).
     max_efpr : float, default=100.0
@@ -581,21 +583,8 @@ def psds(
     ...  for k in (1, 2)]
     [0.0, 1.0]
     """
-    sse = _sed_scores_eval()
-    timing = check_timing(timing)
-    params = _psds_params(scenario, max_efpr, overrides)
-    classes = _check_classes(classes)
-    files = _check_filenames(filenames)
-    dur = _check_durations(durations, files)
-    clips = _frame_clips(frame_scores, len(files), len(classes))
-    gt, n_ref = _ground_truth(ref_events, classes, dur)
-    missing = [c for c in classes if n_ref[c] == 0]
-    if missing:
-        raise ValueError(
-            f"PSDS needs at least one reference event of every class; ref_events has none of "
-            f"{missing}. Evaluate only the classes that occur (drop their score columns)."
-        )
-    scores = _score_dataframes(clips, classes, files, timing, dur)
+    sse, params, classes, scores, gt, dur = _psds_inputs(ref_events, frame_scores, classes, filenames, durations,
+                                                         scenario, timing, max_efpr, overrides)
     value, class_psds, (etpr, efpr), class_rocs = sse.intersection_based.psds(
         scores=scores, ground_truth=gt, audio_durations=dur,
         unit_of_time="hour", time_decimals=int(time_decimals), num_jobs=1, **params,
@@ -615,6 +604,84 @@ def psds(
         "params": dict(params, scenario=scenario, unit_of_time="hour"),
     }
     return value, details
+
+
+def _psds_inputs(ref_events, frame_scores, classes, filenames, durations, scenario, timing, max_efpr, overrides):
+    """The checked inputs of sed_scores_eval's PSDS: ``(module, params, classes, score
+    tables, ground truth, durations)``."""
+    sse = _sed_scores_eval()
+    timing = check_timing(timing)
+    params = _psds_params(scenario, max_efpr, overrides)
+    classes = _check_classes(classes)
+    files = _check_filenames(filenames)
+    dur = _check_durations(durations, files)
+    clips = _frame_clips(frame_scores, len(files), len(classes))
+    gt, n_ref = _ground_truth(ref_events, classes, dur)
+    missing = [c for c in classes if n_ref[c] == 0]
+    if missing:
+        raise ValueError(
+            f"PSDS needs at least one reference event of every class; ref_events has none of "
+            f"{missing}. Evaluate only the classes that occur (drop their score columns)."
+        )
+    if len(classes) == 1 and params.get("cttc_threshold") is not None:
+        # Cross-triggers are detections on another class's events: with one class there is
+        # none, so the effective FP rate is the FP rate (sed_scores_eval fails on the empty
+        # cross-trigger table instead of saying so).
+        params = dict(params, cttc_threshold=None, alpha_ct=0.0)
+    return sse, params, classes, _score_dataframes(clips, classes, files, timing, dur), gt, dur
+
+
+@_doctest_needs_sed_scores_eval
+def psds_bootstrap(ref_events, frame_scores, classes, filenames, durations, scenario=1, *, timing, n_folds=5,
+                   n_iterations=20, max_efpr=100.0, time_decimals=6, **overrides):
+    """PSDS on many subsets of the clips, for a confidence interval: sed_scores_eval's
+    ``bootstrapped_psds``.
+
+    The clips are shuffled ``n_iterations`` times (seeds 0, 1, ...: the same subsets on
+    every call) and cut into ``n_folds`` parts; each subset leaves one part out. The
+    PSDS of every subset is returned; their percentiles are the interval that the DCASE
+    task 4 evaluation reports (:func:`skattloc.evaluation.evaluate_tagger` with
+    ``bootstrap=``). Intermediate statistics are computed once per clip, so this costs
+    little more than one :func:`psds`.
+
+    Parameters
+    ----------
+    ref_events, frame_scores, classes, filenames, durations, scenario, timing, max_efpr, time_decimals, **overrides
+        As for :func:`psds`.
+    n_folds : int, default=5
+        Parts the clips are cut into; a subset holds ``(n_folds - 1) / n_folds`` of them.
+    n_iterations : int, default=20
+        Reshuffles.
+
+    Returns
+    -------
+    ndarray of float, shape (n_folds * n_iterations,)
+        The PSDS of each subset, in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc.sed_scores import psds_bootstrap
+    >>> ref = [(f"c{i}.wav", 2.0, 5.0, "dog") for i in range(10)]
+    >>> s = np.zeros((10, 10, 1))
+    >>> s[:, 2:5] = 0.9
+    >>> v = psds_bootstrap(ref, s, ["dog"], [f"c{i}.wav" for i in range(10)], 10.0, timing=(1.0, 0.0),
+    ...                    n_iterations=2)
+    >>> v.shape, float(v.min())
+    ((10,), 1.0)
+    """
+    for name, v, low in (("n_folds", n_folds, 2), ("n_iterations", n_iterations, 1)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            raise ValueError(f"{name} must be an int >= {low}; got {v!r}")
+    sse, params, classes, scores, gt, dur = _psds_inputs(ref_events, frame_scores, classes, filenames, durations,
+                                                         scenario, timing, max_efpr, overrides)
+    if len(dur) < n_folds:
+        raise ValueError(f"n_folds={n_folds} needs at least {n_folds} clips; got {len(dur)}")
+    out = sse.intersection_based.bootstrapped_psds(
+        scores=scores, ground_truth=gt, audio_durations=dur, unit_of_time="hour", time_decimals=int(time_decimals),
+        num_jobs=1, n_folds=int(n_folds), n_iterations=int(n_iterations), **params,
+    )
+    return np.asarray(out[0], dtype=np.float64)
 
 
 def _intersection_fscore(sse, scores, gt, n_ref, classes, threshold, dtc_threshold, gtc_threshold,

@@ -280,3 +280,12 @@ def test_evaluate_reports_event_f1_and_psds(model_file, data_dir, tmp_path):
     for key in ("psds1", "psds2"):
         assert 0.0 <= float(rows[-1][key]) <= 1.0
     assert "PSDS1/PSDS2" in proc.stderr
+
+
+def test_evaluate_bootstrap_prints_confidence_intervals(model_file, data_dir, tmp_path):
+    proc = run_cli("evaluate", model_file, data_dir, "--folds", "2", "--bootstrap", "50", "-q")
+    check_ok(proc)
+    line = next(ln for ln in proc.stderr.splitlines() if "intervals, 50 resamples" in ln)
+    assert "eer_macro [" in line and "event_f1 [" in line and "segment_f1 [" in line
+    bad = run_cli("evaluate", model_file, data_dir, "--bootstrap", "-3")
+    assert bad.returncode == 2 and "--bootstrap" in bad.stderr and "resamples" in bad.stderr

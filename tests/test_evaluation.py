@@ -205,3 +205,97 @@ def test_event_f1_headline_scores_against_merged_references_and_keeps_the_raw_li
     assert "merged (2 of 3 events left)" in note and "class-macro 1.000" in note
     assert report.to_dict()["event_raw"]["f_measure"] == raw["f_measure"]
     assert report.n_reference_events == 3  # the reference as given
+
+
+# --------------------------------------------------------------------------- confidence intervals (issue 19)
+def _many_clips(n=40, seed=0):
+    """n clips of 1 s: every other clip has a dog event, detected well in most clips."""
+    rng = np.random.default_rng(seed)
+    frames, ref, tags = [], [], []
+    for i in range(n):
+        s = rng.uniform(0, 0.2, size=(100, 2))
+        if i % 2 == 0:
+            on = int(rng.integers(0, 50))
+            ref.append((f"c{i}.wav", on / 100, (on + 40) / 100, "dog"))
+            s[on + int(rng.integers(-15, 15)) if i % 6 else on: on + 40, 0] = 0.9
+            tags.append(["dog"])
+        else:
+            tags.append([])
+        frames.append(s)
+    proba = np.array([[0.9 if t else rng.uniform(0, 0.6), 0.1] for t in tags])
+    return frames, proba, tags, ref, [f"c{i}.wav" for i in range(n)]
+
+
+def test_bootstrap_intervals_bracket_the_point_values_and_follow_their_confidence():
+    frames, proba, tags, ref, names = _many_clips()
+    kw = dict(classes=["dog", "cat"], postprocessor=EventPostprocessor(["dog", "cat"]), timing=TIMING,
+              reference=ref, filenames=names, psds=False)
+    plain = evaluate_scores(frames, proba, tags, **kw)
+    assert plain.intervals == {} and "bootstrap" not in plain.settings
+    r95 = evaluate_scores(frames, proba, tags, bootstrap=400, random_state=1, **kw)
+    r50 = evaluate_scores(frames, proba, tags, bootstrap=400, confidence=0.5, random_state=1, **kw)
+    assert set(r95.intervals) == {"eer_macro", "event_f1", "event_f1_macro", "segment_f1"}
+    for key, point in (("event_f1", r95.event["f_measure"]), ("segment_f1", r95.segment["f_measure"]),
+                       ("event_f1_macro", r95.event["class_wise_average"]["f_measure"])):
+        lo, hi = r95.intervals[key]
+        assert lo <= point <= hi and hi - lo > 0.01, (key, lo, point, hi)
+        lo50, hi50 = r50.intervals[key]
+        assert lo <= lo50 <= hi50 <= hi and hi50 - lo50 < hi - lo
+    assert r95.settings["bootstrap"] == 400 and r95.settings["confidence"] == 0.95
+    assert any(n.startswith("95% intervals, 400 resamples") for n in r95.notes)
+    again = evaluate_scores(frames, proba, tags, bootstrap=400, random_state=1, **kw)
+    assert again.intervals == r95.intervals  # seeded
+
+
+def test_bootstrap_resampled_counts_are_those_of_the_metrics_on_the_resampled_clips():
+    """One resample by hand: clips repeated under new names, scored by skattloc.metrics."""
+    from skattloc.evaluation import _clip_counts, _resampled_f1
+    from skattloc.metrics import merge_overlapping_events
+
+    frames, proba, tags, ref, names = _many_clips(n=12, seed=3)
+    est = EventPostprocessor(CLASSES).decode(frames, proba, names, timing=TIMING, clip_duration=1.0)
+    durations = {f: 1.0 for f in names}
+    settings = dict(segment_length=1.0, t_collar=0.2, percentage_of_length=0.2)
+    counts = _clip_counts(merge_overlapping_events(ref), est, CLASSES, names, durations, settings)
+    draw = np.array([0, 0, 2, 5, 5, 5, 7, 8, 10, 11, 11, 3])
+    f1 = _resampled_f1(counts, draw[None])
+    new = [f"{names[i]}#{k}" for k, i in enumerate(draw)]
+    rename = lambda evs, i, k: [(new[k], on, off, t) for f, on, off, t in evs if f == names[i]]  # noqa: E731
+    ref_r = [e for k, i in enumerate(draw) for e in rename(ref, i, k)]
+    est_r = [e for k, i in enumerate(draw) for e in rename(est, i, k)]
+    ev = event_based_metrics(ref_r, est_r, CLASSES, filenames=new)
+    seg = segment_based_metrics(ref_r, est_r, CLASSES, segment_length=1.0, filenames=new,
+                                durations={f: 1.0 for f in new})
+    assert f1["event_f1"][0] == pytest.approx(ev["f_measure"])
+    assert f1["segment_f1"][0] == pytest.approx(seg["f_measure"])
+    assert f1["event_f1_macro"][0] == pytest.approx(ev["class_wise_average"]["f_measure"], nan_ok=True)
+
+
+def test_bootstrap_of_psds_uses_sed_scores_eval_subsets():
+    pytest.importorskip("sed_scores_eval")
+    frames, proba, tags, ref, names = _many_clips()
+    r = evaluate_scores(frames, proba, tags, classes=["dog", "cat"], postprocessor=EventPostprocessor(["dog", "cat"]),
+                        timing=TIMING, reference=ref, filenames=names, bootstrap=20)
+    lo, hi = r.intervals["psds1"]
+    assert 0 <= lo <= hi <= 1 and lo <= r.psds1 + 1e-9
+    assert set(r.intervals) >= {"psds1", "psds2", "eer_macro", "event_f1"}
+
+
+@pytest.mark.parametrize("kw, match", [(dict(bootstrap=-1), "bootstrap"), (dict(bootstrap=1.5), "bootstrap"),
+                                       (dict(bootstrap=10, confidence=1.0), "confidence")])
+def test_bootstrap_arguments_are_checked(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _report(**kw)
+
+
+def test_psds2_of_a_single_tag_has_no_cross_triggers_instead_of_failing():
+    """sed_scores_eval raised TypeError ('unhashable type') for scenario 2 with one class."""
+    pytest.importorskip("sed_scores_eval")
+    from skattloc.sed_scores import psds
+
+    ref = [("a.wav", 2.0, 5.0, "dog")]
+    s = np.zeros((1, 10, 1))
+    s[0, 2:5, 0] = 0.9
+    p2 = psds(ref, s, ["dog"], ["a.wav"], 10.0, scenario=2, timing=(1.0, 0.0))
+    same = psds(ref, s, ["dog"], ["a.wav"], 10.0, scenario=2, timing=(1.0, 0.0), cttc_threshold=None, alpha_ct=0.0)
+    assert p2 == same == 1.0
