@@ -17,6 +17,10 @@ Typical use (features from ``benchmark_domestic_mix.py --precompute-only``)::
     OMP_NUM_THREADS=1 python examples/screen_recipes.py --features-cache out/domestic_mix_logmel.npz \\
         --recipes crnn_mean,crnn_att --epochs 40 --out out/screen.jsonl
     python examples/screen_recipes.py --report out/screen.jsonl --out-md docs/screening.md
+
+The augmentations of issue 19 (``power_mix``, ``time_shift``, ``filter_augment``) are screened
+against the default recipe with ``--recipes default,default+powmix,default+shift,default+filtaug
+--seeds 0,1,2``.
 """
 from __future__ import annotations
 
@@ -74,6 +78,20 @@ def add_training_variants():
 
 
 add_training_variants()
+
+
+def add_augmentation_variants():
+    """Issue 19's augmentations on the default recipe (``AttLocTagger()``'s network and
+    training: the fixed att_loc CRNN with SpecAugment, mixup and EMA)."""
+    base = _with("crnn_att_loc_fixed", **AUG, ema_decay=0.99)
+    RECIPES["default"] = base
+    RECIPES["default+powmix"] = dict(base, power_mix=0.5)
+    RECIPES["default+shift"] = dict(base, time_shift=0.25)
+    RECIPES["default+filtaug"] = dict(base, filter_augment=6.0)
+    RECIPES["default+powmix+shift+filtaug"] = dict(base, power_mix=0.5, time_shift=0.25, filter_augment=6.0)
+
+
+add_augmentation_variants()
 
 
 def frame_outputs(tagger, X):
