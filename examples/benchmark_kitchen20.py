@@ -15,7 +15,7 @@ Systems, each scored on every fold by a model trained on the other three:
 Metrics on the scored fold: accuracy of the top tag (``argmax`` of the tag probabilities
 against the clip's one tag) and the macro EER over the 20 tags (DCASE 2016 task 4). Each job
 (``system:fold:seed``) appends one JSON line to ``--results``, so an interrupted run resumes;
-``--report`` writes ``docs/kitchen20.md``.
+``--report`` writes ``docs/kitchen20.md`` and the rows to ``docs/kitchen20.json``.
 
 Run (two processes on two cores, one torch thread each)::
 
@@ -158,6 +158,7 @@ def report(results):
     for system in SYSTEMS:
         rs = [r for r in rows if r["system"] == system]
         if not rs:
+            lines.append(f"| {system} | 0 | – | not run | not run | – | – |")
             continue
         seeds = sorted({r["seed"] for r in rs})
         folds = sorted({r["fold"] for r in rs})
@@ -172,6 +173,7 @@ def report(results):
         lines.append(f"| {system} | {len(complete)} | {','.join(map(str, folds))} | {ms(acc)} | {ms(eer)} | "
                      f"{np.std(per_fold):.3f} | {np.mean([r['fit_min'] for r in rs]):.1f} |")
     (DOCS / "kitchen20.md").write_text("\n".join(lines) + "\n")
+    (DOCS / "kitchen20.json").write_text(json.dumps(rows, indent=1) + "\n")
     log(f"wrote {DOCS / 'kitchen20.md'}")
 
 
