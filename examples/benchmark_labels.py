@@ -21,6 +21,13 @@ Run (two jobs side by side on two cores, one torch thread each)::
         --jobs timed:0.10:0,tagged:0.25:mt:0,tagged:0.25:none:0
     python examples/benchmark_labels.py --results out/label_curves.jsonl --report
 
+Screening (choosing a setting, e.g. ``teacher_decay``, without fold 4): train on folds 1-2,
+score fold 3, to a results file of its own::
+
+    OMP_NUM_THREADS=1 python examples/benchmark_labels.py --features-cache out/domestic_mix_logmel.npz \\
+        --results out/screen_teacher.jsonl --scored-fold 3 --unread 4 --param teacher_decay=0.99 \\
+        --jobs tagged:0.25:mt:0
+
 Job names: ``timed:SHARE:SEED`` (event times for SHARE of the training clips, tags for the
 rest; ``timed:0:SEED`` is tags alone), ``tagged:SHARE:mt|none:SEED`` (tags for SHARE, the
 rest unlabeled with the mean teacher, or left out).
@@ -128,14 +135,18 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     return row
 
 
-def run_job(job, d, results, max_epochs=None):
+def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=(), overrides=None):
+    """One fit and its scores. Screening runs pass ``scored_fold`` (an inner validation
+    fold), the folds never to read (``unread``: the outer fold 4) and parameter
+    ``overrides``; the curves' report leaves such rows out."""
     from skattloc import AttLocTagger
 
     parts = job.split(":")
     kind, share, seed = parts[0], float(parts[1]), int(parts[-1])
     teacher = parts[2] if kind == "tagged" else None
-    tr = np.flatnonzero(d["folds"] != FOLD_SCORED)
-    te = np.flatnonzero(d["folds"] == FOLD_SCORED)
+    keep = ~np.isin(d["folds"], list(unread))
+    tr = np.flatnonzero(keep & (d["folds"] != scored_fold))
+    te = np.flatnonzero(d["folds"] == scored_fold)
     rng = np.random.RandomState(1000 + seed)
     chosen = np.sort(rng.permutation(len(tr))[: int(round(share * len(tr)))])
     from skattloc.timing import with_frame_timing
@@ -160,6 +171,7 @@ def run_job(job, d, results, max_epochs=None):
         sys.exit(f"unknown job {job!r}")
     t0 = time.perf_counter()
     params = {} if max_epochs is None else {"max_epochs": max_epochs}  # a smoke test only; results label it
+    params.update(overrides or {})
     tagger = AttLocTagger(random_state=seed, **params).fit(X, y, **fit_kw)
     fit_min = (time.perf_counter() - t0) / 60
     val = tagger.validation_indices_
@@ -167,6 +179,8 @@ def run_job(job, d, results, max_epochs=None):
     row = {"job": job, "kind": kind, "share": share, "teacher": teacher, "seed": seed, "fit_min": fit_min,
            "max_epochs": tagger.max_epochs,
            "n_epochs": tagger.n_epochs_, "label_counts": tagger.label_counts_}
+    if scored_fold != FOLD_SCORED or overrides:
+        row.update(scored_fold=int(scored_fold), unread=sorted(int(f) for f in unread), params=dict(overrides or {}))
     row.update(score(tagger, d, te, X[labelled_val], [y[i] for i in labelled_val], kind == "timed" and share > 0))
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -199,6 +213,7 @@ def write_benchmarks_section(lines):
 
 def report(results):
     rows = [json.loads(line) for path in results.split(",") if Path(path).is_file() for line in open(path)]
+    rows = [r for r in rows if "scored_fold" not in r]  # screening rows (inner folds, other parameters) stay out
     for r in rows:  # a run whose process was stopped (SIGSTOP) records the pause; fit time leaves it out
         r["fit_min"] = r["fit_min"] - r.get("paused_min", 0.0)
     groups = {}
@@ -292,6 +307,11 @@ def main(argv=None):
     p.add_argument("--jobs", default="")
     p.add_argument("--report", action="store_true")
     p.add_argument("--max-epochs", type=int, help="cap the epochs (a smoke test of the script, not a result)")
+    p.add_argument("--scored-fold", type=int, default=FOLD_SCORED,
+                   help="screening: score this (inner) fold instead of fold 4; results go to their own file")
+    p.add_argument("--unread", default="", help="screening: comma list of folds never read (the outer fold, 4)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                   help="screening: an AttLocTagger parameter for every job (repeatable)")
     args = p.parse_args(argv)
     if args.report:
         report(args.results)
@@ -305,7 +325,12 @@ def main(argv=None):
             log(f"{job}: done already")
             continue
         log(f"{job}: fitting")
-        run_job(job, d, args.results, args.max_epochs)
+        overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.param)}
+        unread = [int(f) for f in args.unread.split(",") if f]
+        if args.scored_fold != FOLD_SCORED and FOLD_SCORED not in unread:
+            sys.exit(f"error: a screening on fold {args.scored_fold} must leave the scored fold {FOLD_SCORED} unread "
+                     f"(--unread {FOLD_SCORED})")
+        run_job(job, d, args.results, args.max_epochs, args.scored_fold, unread, overrides)
 
 
 if __name__ == "__main__":
