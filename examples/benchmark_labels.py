@@ -79,25 +79,6 @@ def load_data(path, cache):
     return d
 
 
-def merge_overlaps(events):
-    """Overlapping events of one class in one clip as one event (as psds_eval and
-    sed_scores_eval count them)."""
-    out, by = [], {}
-    for f, on, off, tag in events:
-        by.setdefault((f, tag), []).append((on, off))
-    for (f, tag), spans in by.items():
-        spans.sort()
-        cur = list(spans[0])
-        for on, off in spans[1:]:
-            if on <= cur[1]:
-                cur[1] = max(cur[1], off)
-            else:
-                out.append((f, cur[0], cur[1], tag))
-                cur = [on, off]
-        out.append((f, cur[0], cur[1], tag))
-    return sorted(out)
-
-
 def score(tagger, d, te, val_X, val_Y, timed_tuned):
     """Fold-4 metrics of a fitted tagger, with its own event settings and (for timed runs)
     with weak-only settings recalibrated on its validation clips' tags."""
@@ -107,7 +88,7 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     X, names = d["X"][te], [d["filenames"][i] for i in te]
     keep = set(names)
     ref = [e for e in d["strong"] if e[0] in keep]
-    merged = merge_overlaps(ref)
+    merged = metrics.merge_overlapping_events(ref)
     classes = list(tagger.classes_)
     durations = [4.0] * len(names)
     proba = tagger.predict_proba(X)
