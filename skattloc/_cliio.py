@@ -644,6 +644,13 @@ def check_validation_split(params, n_clips):
                        f"{AUTO_VALIDATION_FRACTION}, or leave out --early-stopping")
 
 
+def progress(iterable=None, **kwargs):
+    """A tqdm bar on stderr (the command line's progress output)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
+
+
 def train_progress():
     """A Lightning callback: one tqdm bar over all training steps, with the epoch and loss."""
     from lightning.pytorch.callbacks import Callback
@@ -656,9 +663,7 @@ def train_progress():
                 total = int(trainer.num_training_batches) * int(trainer.max_epochs)
             except (TypeError, ValueError, OverflowError):
                 total = None
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="training", unit="step", file=sys.stderr, dynamic_ncols=True)
+            self.bar = progress(total=total, desc="training", unit="step")
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             self.bar.update(1)

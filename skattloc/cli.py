@@ -22,6 +22,7 @@ import warnings
 
 from ._cliio import (
     check_validation_split,
+    progress as _progress,
     train_progress,
     read_unlabeled,
     AUDIO_EXTENSIONS,
@@ -170,6 +171,10 @@ def _number(text, what, convert, check):
 
 def _positive_int(text):
     return _number(text, "a positive integer", int, lambda v: v >= 1)
+
+
+def _resamples(text):
+    return _number(text, "a number of resamples >= 0", int, lambda v: v >= 0)
 
 
 def _jobs(text):  # joblib's n_jobs: 1, 2, ... threads, or -1 (all cores), -2 (all but one)...; never 0
@@ -424,20 +429,13 @@ def build_parser():
                 "event-based F1 and error rate of the events and the PSDS of the frame scores.", _EVALUATE_EPILOG)
     _add_labelled_inputs(p, "clips to evaluate")
     p.add_argument("--segment-length", type=float, default=1.0, metavar="SECONDS", help="segment length of the F1")
-    p.add_argument("--bootstrap", type=lambda t: _number(t, "a number of resamples >= 0", int, lambda v: v >= 0), default=0, metavar="N",
+    p.add_argument("--bootstrap", type=_resamples, default=0, metavar="N",
                    help="95 %% confidence intervals of the EER, F1 and PSDS from N resamples of the clips (e.g. 1000)")
     p.add_argument("-o", "--output", default=None, metavar="CSV",
                    help="also write the table as CSV; a folder ending in / gets report.csv")
     _add_event_options(p)
     _add_common(p)
     return parser
-
-
-# ----------------------------------------------------------------------------- helpers
-def _progress(iterable=None, **kwargs):
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, file=sys.stderr, dynamic_ncols=True, **kwargs)
 
 
 def _check_event_options(tagger, args):

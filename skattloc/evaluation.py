@@ -244,8 +244,7 @@ class EvaluationReport:
             return v
 
         keys = ("classes", "n_clips", "positives", "eer", "eer_macro", "segment", "event", "event_raw", "intersection",
-                "psds1",
-                "psds2", "psds1_per_class", "events", "n_reference_events", "settings", "notes", "intervals")
+                "psds1", "psds2", "psds1_per_class", "events", "n_reference_events", "settings", "notes", "intervals")
         return {**{k: plain(getattr(self, k)) for k in keys}, "rows": plain(self.rows())}
 
 
