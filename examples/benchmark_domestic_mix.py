@@ -470,6 +470,52 @@ def ms(rows, key, folds, nd=3):
     return f"{fmt(float(np.mean(v)), nd)} ± {fmt(float(np.std(v, ddof=1)), nd)}"
 
 
+FULL_FIT_START, FULL_FIT_END = "<!-- full-fit:start -->", "<!-- full-fit:end -->"
+
+
+def full_fit_lines(full_fits):
+    """One bullet per ``--full-fit`` row: the measured time of an uncut fit, or the rate of a
+    run cut with ``--max-epochs`` and the projection it gives (labelled as one)."""
+    from skattloc import AttLocTagger
+
+    default_max = AttLocTagger().max_epochs
+    out = []
+    for r in full_fits:
+        per_epoch = r["fit_s"] / max(r["n_epochs"], 1)
+        if r.get("max_epochs", default_max) == default_max:
+            stop = ("early stopping ended it" if r["n_epochs"] < default_max else "the full epoch budget")
+            out.append(f"- **The default recipe on all {r['n_clips']} clips, one uncut fit** (`--full-fit`, what "
+                       f"`skattloc fit DATA` trains): {r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs ({stop}; "
+                       f"{per_epoch:.1f} s per epoch) with {r['threads']} torch threads on {r['machine']}, finished "
+                       f"{r['finished']}" + (f"; {r['note']}" if r.get("note") else "") + ".")
+        else:  # a timing run cut short with --max-epochs: per-epoch time, and what the full budget would take
+            out.append(f"- **The default recipe on all {r['n_clips']} clips, timing run cut to {r['max_epochs']} epochs** "
+                       f"(`--full-fit --max-epochs {r['max_epochs']}`): {r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs, "
+                       f"{per_epoch:.1f} s per epoch with {r['threads']} torch threads on {r['machine']} (finished "
+                       f"{r['finished']}); at that rate the default's full budget of {default_max} epochs (early stopping "
+                       f"usually ends it sooner) would take {per_epoch * default_max / 60:.1f} min. This is a projection "
+                       "from a measured rate, not a measured full fit.")
+    return out
+
+
+def write_full_fit_block(out_md, full_fits):
+    """Put the ``--full-fit`` timings into the Time section of ``out_md`` (a marked block,
+    replaced on the next run), without rewriting the cross-validation report around it."""
+    page = Path(out_md)
+    text = page.read_text() if page.is_file() else ""
+    block = "\n".join([FULL_FIT_START, *full_fit_lines(full_fits), FULL_FIT_END])
+    if FULL_FIT_START in text and FULL_FIT_END in text:
+        head, rest = text.split(FULL_FIT_START, 1)
+        text = head + block + rest.split(FULL_FIT_END, 1)[1]
+    elif "## Time\n" in text:
+        head, rest = text.split("## Time\n", 1)
+        text = head + "## Time\n\n" + block + "\n" + rest
+    else:
+        text = text.rstrip("\n") + "\n\n## Time\n\n" + block + "\n"
+    page.write_text(text)
+    log(f"wrote the full-fit timing into {out_md}")
+
+
 def write_report(args, rows, d, info):
     classes = d["classes"]
     systems = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
@@ -639,22 +685,7 @@ def write_report(args, rows, d, info):
         L.append(f"| {s} | " + " | ".join(cells) + f" | {fmt(float(np.mean([h[-1]['val_eer'] for h in hs])))} |")
     L.append("")
     L.append("## Time\n")
-    from skattloc import AttLocTagger
-
-    for r in getattr(args, "full_fits", []):
-        per_epoch = r["fit_s"] / max(r["n_epochs"], 1)
-        default_max = AttLocTagger().max_epochs
-        if r.get("max_epochs", default_max) == default_max:
-            L.append(f"- **The default recipe on all {r['n_clips']} clips** (`--full-fit`, what `skattloc fit DATA` trains): "
-                     f"{r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs ({per_epoch:.1f} s per epoch) with "
-                     f"{r['threads']} torch threads on {r['machine']}, finished {r['finished']}.")
-        else:  # a timing run cut short with --max-epochs: per-epoch time, and what the full budget would take
-            L.append(f"- **The default recipe on all {r['n_clips']} clips, timing run cut to {r['max_epochs']} epochs** "
-                     f"(`--full-fit --max-epochs {r['max_epochs']}`): {r['fit_s'] / 60:.1f} min for {r['n_epochs']} epochs, "
-                     f"{per_epoch:.1f} s per epoch with {r['threads']} torch threads on {r['machine']} (finished "
-                     f"{r['finished']}); at that rate the default's full budget of {default_max} epochs (early stopping "
-                     f"usually ends it sooner) would take {per_epoch * default_max / 60:.1f} min. This is a projection "
-                     "from a measured rate, not a measured full fit.")
+    L.extend(full_fit_lines(getattr(args, "full_fits", [])))
     if getattr(args, "full_fits", []):
         L.append("")
     L.append("Cross-validation fits (1 torch thread per process, two or more processes sharing the 2 cores, so "
@@ -682,6 +713,11 @@ def write_report(args, rows, d, info):
         start, end = "<!-- label-curves:start -->", "<!-- label-curves:end -->"
         if start in old and end in old:
             text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+        # ... and the uncut full-fit timing, when these results hold none
+        if not getattr(args, "full_fits", []) and FULL_FIT_START in old and FULL_FIT_END in old and "## Time\n" in text:
+            block = FULL_FIT_START + old.split(FULL_FIT_START, 1)[1].split(FULL_FIT_END, 1)[0] + FULL_FIT_END
+            head, rest = text.split("## Time\n", 1)
+            text = head + "## Time\n\n" + block + "\n" + rest
     if args.out_md:
         Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out_md).write_text(text)
@@ -814,6 +850,8 @@ def main(argv=None):
         rows = _read_rows(args.report)
         args.full_fits = [r for r in rows if r.get("full_fit")]
         rows = [r for r in rows if not r.get("full_fit")]
+        if not rows and args.full_fits and args.out_md:  # timings only: into the existing page
+            return write_full_fit_block(args.out_md, args.full_fits)
         if not rows:
             sys.exit(f"error: no results in {args.report}")
         return write_report(args, rows, d, info)

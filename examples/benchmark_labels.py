@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 FOLD_SCORED = 4
+CLIP_S = 4.0  # domestic-mix's clip length, seconds (--clip-duration)
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -90,7 +91,7 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     ref = [e for e in d["strong"] if e[0] in keep]
     merged = metrics.merge_overlapping_events(ref)
     classes = list(tagger.classes_)
-    durations = [4.0] * len(names)
+    durations = [d.get("clip_s", CLIP_S)] * len(names)
     proba = tagger.predict_proba(X)
     row = {"eer": float(metrics.equal_error_rate(d["Y"][te], proba, average="macro"))}
 
@@ -116,11 +117,18 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     return row
 
 
-def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=(), overrides=None):
+def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=(), overrides=None, save_models=None,
+            rescore=False):
     """One fit and its scores. Screening runs pass ``scored_fold`` (an inner validation
     fold), the folds never to read (``unread``: the outer fold 4) and parameter
-    ``overrides``; the curves' report leaves such rows out."""
+    ``overrides``; the curves' report leaves such rows out.
+
+    ``rescore``: no fit; the model that ``save_models`` holds for the job is loaded, its
+    weak event calibration redone on its validation clips with today's library, and the
+    scores recomputed (a job without event times only: their settings come from tags). The
+    row holds the new scores, and the report lays it over the job's earlier row."""
     from skattloc import AttLocTagger
+    from skattloc.postprocessing import THRESHOLD_SCALE
 
     parts = job.split(":")
     kind, share, seed = parts[0], float(parts[1]), int(parts[-1])
@@ -150,16 +158,37 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
         fit_kw = {}
     else:
         sys.exit(f"unknown job {job!r}")
+    path = Path(save_models or ".") / f"{job.replace(':', '_')}_fold{scored_fold}.skattloc"
+    if rescore:
+        if fit_kw or not path.is_file():
+            sys.exit(f"error: --rescore needs a saved model of a job without event times: {path}")
+        tagger = AttLocTagger.load(path)
+        val = tagger.validation_indices_
+        labelled_val = [i for i in val if y[i] is not None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tagger.tune_events(X[labelled_val], [y[i] for i in labelled_val])
+        row = {"job": job, "rescored_from": str(path), "weak_threshold_scale": THRESHOLD_SCALE,
+               **score(tagger, d, te, None, None, False)}
+        with open(results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        log(f"{job}: rescored {path}: event F1 {row['event_f1']:.3f}, segment F1 {row['segment_f1']:.3f}")
+        return
     t0 = time.perf_counter()
     params = {} if max_epochs is None else {"max_epochs": max_epochs}  # a smoke test only; results label it
     params.update(overrides or {})
     tagger = AttLocTagger(random_state=seed, **params).fit(X, y, **fit_kw)
     fit_min = (time.perf_counter() - t0) / 60
+    if save_models:  # the fitted model, before any re-tuning, for post-processing studies
+        Path(save_models).mkdir(parents=True, exist_ok=True)
+        tagger.save(path)
     val = tagger.validation_indices_
     labelled_val = [i for i in val if y[i] is not None]
     row = {"job": job, "kind": kind, "share": share, "teacher": teacher, "seed": seed, "fit_min": fit_min,
            "max_epochs": tagger.max_epochs,
-           "n_epochs": tagger.n_epochs_, "label_counts": tagger.label_counts_}
+           "n_epochs": tagger.n_epochs_, "label_counts": tagger.label_counts_,
+           # the weak calibration's final factor (rows written before it existed: 1.0, the previous calibration)
+           "weak_threshold_scale": THRESHOLD_SCALE}
     if scored_fold != FOLD_SCORED or overrides:
         row.update(scored_fold=int(scored_fold), unread=sorted(int(f) for f in unread), params=dict(overrides or {}))
     row.update(score(tagger, d, te, X[labelled_val], [y[i] for i in labelled_val], kind == "timed" and share > 0))
@@ -175,32 +204,47 @@ CEILING = {"eer": 0.110, "eer_sd": 0.005, "seeds": 3, "source": "docs/benchmarks
 SECTION_START, SECTION_END = "<!-- label-curves:start -->", "<!-- label-curves:end -->"
 
 
-def write_benchmarks_section(lines):
-    """Put the curves into ``docs/benchmarks.md`` between the markers (replacing an earlier
-    copy; ``benchmark_domestic_mix.py --report`` keeps the block when it rewrites the page)."""
-    page = DOCS / "benchmarks.md"
+def replace_marked_block(page, start, end, lines):
+    """Put ``lines`` between the ``start`` and ``end`` markers of ``page`` (replacing an
+    earlier copy), or append them, markers included, to the end of the page."""
+    page = Path(page)
     text = page.read_text() if page.is_file() else ""
-    block = "\n".join([SECTION_START, "## Learning from every label (issue 18)", "",
-                       "Written by `examples/benchmark_labels.py --report`; protocol and all columns in "
-                       "[label_curves.md](label_curves.md).", "", "![Learning curves](images/label_curves.png)", "",
-                       *lines, SECTION_END])
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + block + rest.split(SECTION_END, 1)[1]
+    block = "\n".join([start, *lines, end])
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     page.write_text(text)
 
 
+def write_benchmarks_section(lines):
+    """Put the curves into ``docs/benchmarks.md`` between the markers (replacing an earlier
+    copy; ``benchmark_domestic_mix.py --report`` keeps the block when it rewrites the page)."""
+    replace_marked_block(DOCS / "benchmarks.md", SECTION_START, SECTION_END, [
+        "## Learning from every label (issue 18)", "",
+        "Written by `examples/benchmark_labels.py --report`; protocol and all columns in "
+        "[label_curves.md](label_curves.md).", "", "![Learning curves](images/label_curves.png)", "", *lines])
+
+
 def report(results):
     rows = [json.loads(line) for path in results.split(",") if Path(path).is_file() for line in open(path)]
     rows = [r for r in rows if "scored_fold" not in r]  # screening rows (inner folds, other parameters) stay out
+    by_job = {}  # one row per job: a later row (a rerun, or --rescore's new scores) is laid over the earlier one
+    for r in rows:
+        if "rescored_from" in r and r["job"] not in by_job:
+            sys.exit(f"error: {r['job']} was rescored but its fit's row is in none of {results}")
+        by_job[r["job"]] = {**by_job.get(r["job"], {}), **r}
+    rows = list(by_job.values())
     for r in rows:  # a run whose process was stopped (SIGSTOP) records the pause; fit time leaves it out
         r["fit_min"] = r["fit_min"] - r.get("paused_min", 0.0)
     groups = {}
     for r in rows:
         key = (r["kind"], r["share"], r["teacher"])
         groups.setdefault(key, []).append(r)
+
+    def scales(rs):  # the weak calibration's threshold_scale of each row (1.0 before it existed)
+        return "/".join(f"{v:g}" for v in sorted({r.get("weak_threshold_scale", 1.0) for r in rs}))
 
     def stat(rs, k):
         v = [r[k] for r in rs if k in r]
@@ -215,30 +259,34 @@ def report(results):
              "settings. Nothing was chosen on fold 4. Mean ± standard deviation over seeds (population sd); "
              "event F1 is micro over tags, against references whose overlapping same-class events are merged "
              "(`raw`: the unmerged list), onset collar 0.2 s, offset collar max(0.2 s, 20 %). 2 CPU cores, "
-             "two fits side by side, one torch thread each.", ""]
+             "two fits side by side, one torch thread each. The weak event calibration ends with both thresholds "
+             "scaled by `threshold_scale` (0.6 since issue 19, 1.0 before; the last column): it moves the event "
+             "F1 of weak-only settings, not EER or PSDS. A row marked rescored in the JSON had its saved model "
+             "recalibrated with today's library, with no refit (`--rescore`).", ""]
     lines += ["## Event times for a share of the training clips", "",
-              "| timed share | seeds | macro EER | event F1 (fit's settings) | event F1 raw | event F1 macro | event F1 (weak-only settings) | segment F1 | PSDS1 | PSDS2 | fit min |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| timed share | seeds | macro EER | event F1 (fit's settings) | event F1 raw | event F1 macro | event F1 (weak-only settings) | segment F1 | PSDS1 | PSDS2 | fit min | weak threshold scale |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (kind, share, teacher), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         if kind != "timed":
             continue
         lines.append(f"| {share:.0%} | {len(rs)} | {stat(rs, 'eer')} | {stat(rs, 'event_f1')} | {stat(rs, 'event_f1_raw')} | "
                      f"{stat(rs, 'event_f1_macro')} | {stat(rs, 'weak_event_f1') or stat(rs, 'event_f1')} | "
-                     f"{stat(rs, 'segment_f1')} | {stat(rs, 'psds1')} | {stat(rs, 'psds2')} | {stat(rs, 'fit_min')} |")
+                     f"{stat(rs, 'segment_f1')} | {stat(rs, 'psds1')} | {stat(rs, 'psds2')} | {stat(rs, 'fit_min')} | {scales(rs)} |")
     lines += ["", "## Tags for a share of the training clips, the rest unlabeled", "",
-              "| tagged share | unlabeled clips | seeds | macro EER | PSDS1 | event F1 | fit min |", "|---|---|---|---|---|---|---|"]
+              "| tagged share | unlabeled clips | seeds | macro EER | PSDS1 | event F1 | fit min | weak threshold scale |",
+              "|---|---|---|---|---|---|---|---|"]
     for (kind, share, teacher), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], str(kv[0][2]))):
         if kind == "tagged" or (kind == "timed" and share == 0):
             how = {"mt": "mean teacher", "none": "left out", None: "none (100 % tagged)"}[teacher]
             sh = 1.0 if kind == "timed" else share
-            lines.append(f"| {sh:.0%} | {how} | {len(rs)} | {stat(rs, 'eer')} | {stat(rs, 'psds1')} | {stat(rs, 'event_f1')} | {stat(rs, 'fit_min')} |")
+            lines.append(f"| {sh:.0%} | {how} | {len(rs)} | {stat(rs, 'eer')} | {stat(rs, 'psds1')} | {stat(rs, 'event_f1')} | {stat(rs, 'fit_min')} | {scales(rs)} |")
     full = [r["eer"] for (k, s, _), rs in groups.items() if k == "timed" and s == 0 for r in rs]
     if full:
         ceiling, ceiling_src = float(np.mean(full)), f"the 100 % tagged rows above ({len(full)} seed(s))"
     else:
         ceiling, ceiling_src = CEILING["eer"], CEILING["source"]
         lines.append(f"| 100% | none (100 % tagged) | {CEILING['seeds']} | {CEILING['eer']:.3f} ± {CEILING['eer_sd']:.3f} "
-                     f"(from {CEILING['source']}) | | | |")
+                     f"(from {CEILING['source']}) | | | | |")
     lines.append("")
     for share in sorted({s for (k, s, t) in groups if k == "tagged"}):
         none, mt = groups.get(("tagged", share, "none")), groups.get(("tagged", share, "mt"))
@@ -293,11 +341,19 @@ def main(argv=None):
     p.add_argument("--unread", default="", help="screening: comma list of folds never read (the outer fold, 4)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
                    help="screening: an AttLocTagger parameter for every job (repeatable)")
+    p.add_argument("--rescore", action="store_true",
+                   help="no fit: load each job's model from --save-models, redo its weak event calibration with "
+                   "this library and score again (jobs without event times)")
+    p.add_argument("--clip-duration", type=float, default=CLIP_S, help="clip length in seconds (domestic-mix: 4)")
+    p.add_argument("--save-models", metavar="DIR",
+                   help="save each fitted tagger to DIR/JOB_foldF.skattloc (':' in JOB as '_'), e.g. to study "
+                   "post-processing on it later")
     args = p.parse_args(argv)
     if args.report:
         report(args.results)
         return
     d = load_data(args.path, args.features_cache)
+    d["clip_s"] = args.clip_duration
     done = set()
     if Path(args.results).is_file():
         done = {json.loads(line)["job"] for line in open(args.results)}
@@ -305,13 +361,14 @@ def main(argv=None):
         if job in done:
             log(f"{job}: done already")
             continue
-        log(f"{job}: fitting")
+        log(f"{job}: {'rescoring' if args.rescore else 'fitting'}")
         overrides = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.param)}
         unread = [int(f) for f in args.unread.split(",") if f]
         if args.scored_fold != FOLD_SCORED and FOLD_SCORED not in unread:
             sys.exit(f"error: a screening on fold {args.scored_fold} must leave the scored fold {FOLD_SCORED} unread "
                      f"(--unread {FOLD_SCORED})")
-        run_job(job, d, args.results, args.max_epochs, args.scored_fold, unread, overrides)
+        run_job(job, d, args.results, args.max_epochs, args.scored_fold, unread, overrides, args.save_models,
+                args.rescore)
 
 
 if __name__ == "__main__":

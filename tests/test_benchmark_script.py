@@ -106,6 +106,22 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     assert len(d["strong"]) > 0 and d["duration"] == pytest.approx(1.0, abs=0.02)
 
 
+def test_a_full_fit_timing_goes_into_the_time_section_of_an_existing_report(tmp_path):
+    mod = _load_module()
+    page = tmp_path / "bench.md"
+    page.write_text("# Benchmarks\n\n## Time\n\n- an older projection\n\n## Example clip\n")
+    row = {"full_fit": True, "n_clips": 2400, "fit_s": 1500.0, "n_epochs": 57, "max_epochs": 80, "threads": 2,
+           "machine": "AMD EPYC (2 cores)", "finished": "2026-12-07 20:00:00"}
+    mod.write_full_fit_block(page, [row])
+    text = page.read_text()
+    assert "one uncut fit" in text and "25.0 min for 57 epochs (early stopping ended it" in text
+    assert text.index("one uncut fit") < text.index("an older projection") < text.index("## Example clip")
+    mod.write_full_fit_block(page, [dict(row, fit_s=1200.0, n_epochs=80)])  # a rerun replaces the block
+    text = page.read_text()
+    assert text.count("one uncut fit") == 1 and "20.0 min for 80 epochs (the full epoch budget" in text
+    assert text.startswith("# Benchmarks") and "an older projection" in text
+
+
 def test_bad_arguments_exit_with_a_message(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(SCRIPT), "--features-cache", str(tmp_path / "none.npz")],

@@ -128,7 +128,8 @@ def _synthetic(n=60, seed=0, n_frames=100, hop=0.05):
 
 def test_weak_calibration_finds_event_thresholds_and_class_lengths_from_clip_tags_only():
     s, clip, y, ref, names = _synthetic()
-    pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0))
+    # steps 1-4 as they are (threshold_scale=1: no final scaling; tested below)
+    pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), threshold_scale=1.0)
     assert pp.source == "weak"
     assert np.all((pp.threshold > 0.3) & (pp.threshold <= 0.6))  # between noise and events
     L = pp.info["typical_event_length_s"]
@@ -139,6 +140,72 @@ def test_weak_calibration_finds_event_thresholds_and_class_lengths_from_clip_tag
     naive = EventPostprocessor(["short", "long"], threshold=0.5).decode(s, clip, names, timing=(0.05, 0.0))
     f_naive = event_based_metrics(ref, naive, ["short", "long"], filenames=names)["f_measure"]
     assert f_weak > f_naive + 0.1  # the dips of "long" are bridged
+
+
+def test_weak_calibration_scales_both_thresholds_and_nothing_else():
+    s, clip, y, _, _ = _synthetic()
+    full = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), threshold_scale=1.0)
+    default = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0))
+    assert default.info["constants"]["threshold_scale"] == 0.6  # the default chosen on domestic-mix
+    assert default.threshold == pytest.approx(0.6 * full.threshold)
+    assert default.threshold_low == pytest.approx(0.6 * full.threshold_low)
+    for name in ("median_filter", "min_gap", "min_duration", "clip_threshold"):
+        assert getattr(default, name).tolist() == getattr(full, name).tolist()
+    for bad in (0.0, 1.5, float("nan"), "0.5"):
+        with pytest.raises(ValueError, match="threshold_scale"):
+            EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), threshold_scale=bad)
+
+
+def test_a_class_never_tagged_keeps_the_default_threshold_whatever_the_scale():
+    s, clip, y, _, _ = _synthetic()
+    y[:, 0] = 0
+    with pytest.warns(UserWarning, match="never"):
+        pp = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), threshold_scale=0.5)
+    assert pp.threshold[0] == 0.5 and pp.threshold[1] < 0.5
+
+
+def test_weak_calibration_caps_the_median_filter_per_tag():
+    s, clip, y, _, _ = _synthetic()
+    free = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), median_max=10.0)
+    assert free.median_filter[1] > 0.4  # the long class's filter, uncapped
+    capped = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0),
+                                          median_max={"short": 10.0, "long": 0.2})
+    assert capped.median_filter[1] == pytest.approx(0.2)
+    assert capped.median_filter[0] == pytest.approx(free.median_filter[0])  # the other tag keeps its own
+    assert capped.info["constants"]["median_max"] == {"short": 10.0, "long": 0.2}
+    same = EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), median_max=[10.0, 0.2])
+    assert same.to_dict() == capped.to_dict()
+    with pytest.raises(ValueError, match="median_max"):
+        EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), median_max=[1.0])
+    with pytest.raises(ValueError, match="median_max"):
+        EventPostprocessor.calibrate(s, clip, y, ["short", "long"], timing=(0.05, 0.0), median_max=-1.0)
+
+
+def test_weak_calibration_smooths_with_its_own_length_and_bridges_gaps_with_the_typical_one():
+    """smooth_quantile takes the smoothing length from the plain quantile of the detected
+    lengths; the gap and the minimum duration keep the length-weighted typical length."""
+    rng = np.random.default_rng(3)
+    n, hop = 80, 0.05
+    y = np.zeros((n, 1), dtype=int)
+    y[::2] = 1
+    s = rng.uniform(0, 0.2, size=(n, 120, 1))
+    for i in range(0, n, 2):  # one long event and three short ones per tagged clip
+        s[i, 5:85, 0] = 0.9
+        for a in (95, 103, 111):
+            s[i, a : a + 4, 0] = 0.9
+    kw = dict(timing=(hop, 0.0), median_max=10.0)
+    weighted = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["x"], **kw)
+    plain = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["x"], smooth_quantile=0.5, **kw)
+    assert plain.info["smoothing_length_s"]["x"] < 0.5 < weighted.info["smoothing_length_s"]["x"]
+    assert plain.median_filter[0] < weighted.median_filter[0]
+    # the typical length, which sets the gap, is still the length-weighted one: the 4 s event
+    assert plain.info["typical_event_length_s"]["x"] == pytest.approx(4.0, abs=0.15)
+    assert plain.min_gap[0] == pytest.approx(plain.info["typical_event_length_s"]["x"])
+    # the short events survive the short filter only
+    assert plain.smooth(s[:1], timing=(hop, 0.0))[0][112, 0] > 0.8
+    assert weighted.smooth(s[:1], timing=(hop, 0.0))[0][112, 0] < 0.3
+    with pytest.raises(ValueError, match="smooth_quantile"):
+        EventPostprocessor.calibrate(s, s.max(axis=1), y, ["x"], smooth_quantile=1.5, **kw)
 
 
 def test_weak_calibration_warns_for_a_class_never_tagged():
