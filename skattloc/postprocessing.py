@@ -361,7 +361,8 @@ class EventPostprocessor:
            Steps 2-4 run twice, the second time with the median filter of the first.
         5. Both thresholds are multiplied by ``threshold_scale``: step 2's threshold decides
            whether a clip holds an event, which the clip gate (step 1) decides as well,
-           and the events themselves are better found with a lower one.
+           and the events themselves are better found with a lower one. The low threshold
+           may then fall below step 3's background quantile; that is what was screened.
 
         Parameters
         ----------
@@ -401,7 +402,7 @@ class EventPostprocessor:
         >>> from skattloc.postprocessing import EventPostprocessor
         >>> rng = np.random.default_rng(0)
         >>> y = np.array([[1], [0]] * 10)
-        >>> s = rng.uniform(0, 0.1, size=(20, 50, 1)); s[::2, 10:30] = 0.9  # events in tagged clips
+        >>> s = rng.uniform(0, 0.05, size=(20, 50, 1)); s[::2, 10:30] = 0.9  # events in tagged clips
         >>> pp = EventPostprocessor.calibrate(s, s.max(axis=1), y, ["dog"], timing=(0.1, 0.0))
         >>> pp.decode(s[:1], s[:1].max(axis=1), filenames=["a"], timing=(0.1, 0.0))
         [('a', 1.0, 3.0, 'dog')]
