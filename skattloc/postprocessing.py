@@ -415,9 +415,11 @@ class EventPostprocessor:
         if y.shape != cs.shape or not np.isin(y, (0, 1)).all():
             raise ValueError(f"y must be a 0/1 matrix of shape {cs.shape} (clips x classes); got shape {y.shape}")
         caps = _per_class(median_max, "median_max", pp.classes, 0.0)
-        for name, v in (("low_ratio", low_ratio), ("median_fraction", median_fraction), ("gap_fraction", gap_fraction),
-                        ("duration_fraction", duration_fraction),
-                        ("background_quantile", background_quantile)) + ((("smooth_quantile", smooth_quantile),) if smooth_quantile is not None else ()):
+        checked = [("low_ratio", low_ratio), ("median_fraction", median_fraction), ("gap_fraction", gap_fraction),
+                   ("duration_fraction", duration_fraction), ("background_quantile", background_quantile)]
+        if smooth_quantile is not None:  # None: the smoothing follows the typical length
+            checked.append(("smooth_quantile", smooth_quantile))
+        for name, v in checked:
             unit = name in ("low_ratio", "background_quantile", "smooth_quantile")
             if not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (unit and v > 1):
                 raise ValueError(f"{name} must be a finite number >= 0{' and <= 1' if unit else ''}; got {v!r}")
