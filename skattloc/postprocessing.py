@@ -384,11 +384,11 @@ class EventPostprocessor:
             Where the smoothing length ``S`` comes from (step 4): None, the
             length-weighted median ``L`` that also sets the gap; a number ``q``, the
             ``q``-quantile of the detected event lengths. On domestic-mix's screening split
-            (docs/screening.md) 0.1-0.5 scored 0.01-0.04 below None, which stays the default.
+            (docs/screening.md) 0.1-0.5 scored 0.001-0.04 below None, which stays the default.
         threshold_scale : float in (0, 1], default=0.6
             Step 5's factor (1: the thresholds of steps 2-3 as they are). Chosen on
             domestic-mix's screening split: 0.6 raised the event F1 of two models by
-            0.005-0.035 over 1.0 (docs/screening.md).
+            0.005-0.034 over 1.0 (docs/screening.md).
 
         Returns
         -------
