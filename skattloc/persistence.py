@@ -340,7 +340,14 @@ def atomic_torch_save(obj, path: Path) -> None:
     tmp = _temporary_name(path)
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except Exception as e:
+                # Ctrl-C inside torch's zip writer comes out as the writer's RuntimeError on
+                # exit: keep it a KeyboardInterrupt, so callers stop as for any other Ctrl-C.
+                if isinstance(e.__context__, KeyboardInterrupt):
+                    raise KeyboardInterrupt from e
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

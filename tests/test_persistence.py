@@ -551,3 +551,35 @@ def test_a_frame_timing_parameter_object_is_saved_as_its_record(fitted, tmp_path
             path = tagger.save(tmp_path / "m.skattloc")
         loaded = AttLocTagger.load(path)
         assert loaded.frame_timing == {"hop_s": 0.02, "offset_s": 0.0} and loaded.frame_timing_ is None
+
+
+def test_ctrl_c_inside_torchs_zip_writer_stays_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """torch.save interrupted mid-write raises its writer's RuntimeError on exit, with the
+    KeyboardInterrupt as context (seen in CI): atomic_torch_save turns it back into a
+    KeyboardInterrupt and leaves the previous file, and no temporary file, in place."""
+    import torch
+
+    from skattloc.persistence import atomic_torch_save, safe_torch_load
+
+    path = tmp_path / "ckpt.pt"
+    atomic_torch_save({"epoch": 1}, path)
+
+    def interrupted_save(obj, f):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos")
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"epoch": 2}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    monkeypatch.undo()
+    assert safe_torch_load(path)["epoch"] == 1
+
+    def broken_save(obj, f):  # any other failure stays what it is
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_torch_save({"epoch": 3}, path)
