@@ -498,6 +498,12 @@ def full_fit_lines(full_fits):
     return out
 
 
+def _after_time_heading(text, block):
+    """``text`` with ``block`` as the first thing under its ``## Time`` heading."""
+    head, rest = text.split("## Time\n", 1)
+    return head + "## Time\n\n" + block + "\n" + rest
+
+
 def write_full_fit_block(out_md, full_fits):
     """Put the ``--full-fit`` timings into the Time section of ``out_md`` (a marked block,
     replaced on the next run), without rewriting the cross-validation report around it."""
@@ -508,8 +514,7 @@ def write_full_fit_block(out_md, full_fits):
         head, rest = text.split(FULL_FIT_START, 1)
         text = head + block + rest.split(FULL_FIT_END, 1)[1]
     elif "## Time\n" in text:
-        head, rest = text.split("## Time\n", 1)
-        text = head + "## Time\n\n" + block + "\n" + rest
+        text = _after_time_heading(text, block)
     else:
         text = text.rstrip("\n") + "\n\n## Time\n\n" + block + "\n"
     page.write_text(text)
@@ -716,8 +721,7 @@ def write_report(args, rows, d, info):
         # ... and the uncut full-fit timing, when these results hold none
         if not getattr(args, "full_fits", []) and FULL_FIT_START in old and FULL_FIT_END in old and "## Time\n" in text:
             block = FULL_FIT_START + old.split(FULL_FIT_START, 1)[1].split(FULL_FIT_END, 1)[0] + FULL_FIT_END
-            head, rest = text.split("## Time\n", 1)
-            text = head + "## Time\n\n" + block + "\n" + rest
+            text = _after_time_heading(text, block)
     if args.out_md:
         Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out_md).write_text(text)
