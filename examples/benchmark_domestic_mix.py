@@ -36,6 +36,9 @@ Systems (``--systems``):
 - ``paper``: the paper's configuration (``skattloc.PAPER_CONFIG``: per-frame CNN, 3 biGRU
   layers of 128, ``att_loc``, Adam 1e-3, batch 100, 20 epochs), with the same 10 %
   validation split for event calibration;
+- ``desed``: the DCASE task 4 (DESED) baseline CRNN, from scratch, built from skattloc's
+  parameters (``skattloc.DESED_CONFIG``: 7 blocks of GLU convolutions with average pooling,
+  2 biGRU layers of 128, the ``loc`` pooling), with its own 10 % validation split;
 - ``gmm``: the DCASE 2016 Task 4 baseline (:class:`skattloc.baselines.GMMTagger`), tags only.
 
 Typical use::
@@ -111,6 +114,7 @@ SYSTEMS = {
     "linear_softmax": dict(pooling="linear_softmax"),
     "auto": dict(pooling="auto"),
     "paper": "PAPER",  # skattloc.PAPER_CONFIG + validation_fraction=0.1
+    "desed": "DESED",  # skattloc.DESED_CONFIG
     "gmm": None,
 }
 DESCRIBE = {
@@ -121,6 +125,7 @@ DESCRIBE = {
     "linear_softmax": "default recipe, linear-softmax pooling",
     "auto": "default recipe, auto-pool",
     "paper": "the paper's configuration (`skattloc.PAPER_CONFIG`, 20 epochs) + 10 % validation split for event calibration",
+    "desed": "the DCASE task 4 (DESED) baseline CRNN from scratch (`skattloc.DESED_CONFIG`: 7 GLU conv blocks, 2 biGRU layers of 128, pooling `loc`)",
     "gmm": "DCASE 2016 Task 4 baseline: 14 MFCCs, 8-component GMM per tag vs background, mean frame LLR (tags only)",
 }
 T_COLLAR, PCT = 0.2, 0.2  # event-based F1: onset collar, offset collar fraction
@@ -128,10 +133,11 @@ INTERSECTION = dict(dtc_threshold=0.5, gtc_threshold=0.5)
 
 
 def make_tagger(system, seed, args):
-    from skattloc import PAPER_CONFIG, AttLocTagger
+    from skattloc import DESED_CONFIG, PAPER_CONFIG, AttLocTagger
 
     spec = SYSTEMS[system]
-    params = dict(PAPER_CONFIG, validation_fraction=0.1) if spec == "PAPER" else dict(spec)
+    configs = {"PAPER": dict(PAPER_CONFIG, validation_fraction=0.1), "DESED": dict(DESED_CONFIG)}
+    params = configs[spec] if isinstance(spec, str) else dict(spec)
     if args.max_epochs is not None:
         params["max_epochs"] = args.max_epochs
     for kv in args.param:
@@ -160,10 +166,12 @@ def _events_row(report):
     }
 
 
-def _evaluate(tagger, scores, clip, d, te, ref_te, names_te, psds=True):
+def _evaluate(tagger, scores, clip, d, te, ref_te, names_te, psds=True, bootstrap=0, random_state=0):
     """skattloc's evaluation report (skattloc.evaluation) of the scored fold: the EER of
     ``clip``, PSDS of the event scores of ``scores``, and the events that
-    ``tagger.detect_events`` makes with its current settings; the benchmark's conventions."""
+    ``tagger.detect_events`` makes with its current settings; the benchmark's conventions.
+    ``bootstrap``: resamples of the fold's clips (seeded by ``random_state``, the fold, so
+    every seed of a fold has the same draws and the folds have their own)."""
     from skattloc.evaluation import evaluate_scores
 
     est = tagger.detect_events(d["X"][te], filenames=names_te, clip_duration=d["duration"])
@@ -171,7 +179,7 @@ def _evaluate(tagger, scores, clip, d, te, ref_te, names_te, psds=True):
                            postprocessor=tagger.get_event_postprocessor(), timing=tagger.frame_timing_,
                            reference=ref_te, filenames=names_te, clip_duration=d["duration"], psds=psds,
                            segment_length=1.0, t_collar=T_COLLAR, percentage_of_length=PCT, events=est,
-                           **INTERSECTION)
+                           bootstrap=bootstrap, random_state=random_state, **INTERSECTION)
 
 
 def run_job(system, fold, seed, args, d, truth):
@@ -202,8 +210,10 @@ def run_job(system, fold, seed, args, d, truth):
     # weak labels only: the settings fit() calibrated on its validation clips' tags. The
     # report holds the EER, and PSDS of the threshold-free event scores (localize output
     # median-filtered with the weak settings, times the clip probability: tagger.event_scores)
-    report = _evaluate(tagger, scores, clip, d, te, ref_te, names_te)
+    report = _evaluate(tagger, scores, clip, d, te, ref_te, names_te, bootstrap=args.bootstrap, random_state=int(fold))
     row["eer"] = report.eer
+    # per-resample values (4 decimals): the report's intervals average them over seeds and folds
+    row["resamples"] = {k: np.round(v, 4).tolist() for k, v in report.resamples.items()}
     row["psds1"], row["psds2"] = report.psds1, report.psds2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -470,6 +480,38 @@ def ms(rows, key, folds, nd=3):
     return f"{fmt(float(np.mean(v)), nd)} ± {fmt(float(np.std(v, ddof=1)), nd)}"
 
 
+#: Headline metrics: the job row's key, the EvaluationReport resample key, the label.
+HEADLINE = (("eer", "eer_macro", "macro EER"), ("weak.event_f1_merged", "event_f1", "event F1 (micro)"),
+            ("weak.event_f1_merged_macro", "event_f1_macro", "event F1 (macro)"),
+            ("weak.segment_f1", "segment_f1", "segment F1"), ("psds1", "psds1", "PSDS1"), ("psds2", "psds2", "PSDS2"))
+
+
+def fold_sd(rows, key, folds):
+    """Standard deviation over the folds of the per-fold metric (mean over the seeds that ran it)."""
+    per = [np.mean([_get(r, key) for r in rows if r["fold"] == f]) for f in folds if any(r["fold"] == f for r in rows)]
+    return float(np.std(per, ddof=1)) if len(per) > 1 else float("nan")
+
+
+def cv_interval(rows, resample_key, folds, confidence=0.95):
+    """95 % interval of the 4-fold mean (averaged over seeds), over the clips' sampling: a
+    bootstrap stratified by fold. Each job holds its fold's resamples (the same draws for
+    every seed of a fold); per draw, the seeds are averaged within each fold, then the folds.
+    NaN when a fold has no job with resamples."""
+    per_fold = []
+    for f in folds:
+        arrs = [np.asarray(r["resamples"][resample_key], dtype=np.float64) for r in rows
+                if r["fold"] == f and resample_key in r.get("resamples", {})]
+        if not arrs or len({len(a) for a in arrs}) != 1:
+            return (float("nan"), float("nan"))
+        per_fold.append(np.mean(arrs, axis=0))
+    draws = np.mean(per_fold, axis=0)
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
+        return (float("nan"), float("nan"))
+    tail = 100 * (1 - confidence) / 2
+    return (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
+
+
 FULL_FIT_START, FULL_FIT_END = "<!-- full-fit:start -->", "<!-- full-fit:end -->"
 
 
@@ -568,16 +610,42 @@ def write_report(args, rows, d, info):
              "Events: event-based F1 (onset collar 0.2 s, offset collar max(0.2 s, 20 %), micro over tags) "
              "and 1 s segment F1, with post-processing from weak labels only and from the small strongly "
              "labelled validation set.\n")
-    L.append("| system | macro EER | within-clip AUC | frame AP | PSDS1 | PSDS2 | event F1 (weak) | segment F1 (weak) | event F1 (strong val) | segment F1 (strong val) | fit min |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("**Headline event F1**: against the reference with overlapping events of one tag in one clip "
+             "merged into one, as psds_eval and sed_scores_eval count events (PSDS uses the same list), micro "
+             "(over all events) and class-macro (mean of the per-tag F1). The F1 against the reference as given "
+             "is in *Events* (`raw`).\n")
+    L.append("| system | macro EER | within-clip AUC | frame AP | PSDS1 | PSDS2 | event F1 micro (weak) | event F1 macro (weak) | segment F1 (weak) | event F1 micro (strong val) | segment F1 (strong val) | fit min |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in systems:
         rs = by[s]
-        fit = np.mean([r["fit_s"] for r in rs]) / 60
+        fit = np.mean([r["fit_s"] for r in rs if "fit_s" in r] or [float("nan")]) / 60
         L.append(f"| {s} | {ms(rs, 'eer', folds)} | {ms(rs, 'within_clip_auc', folds)} | {ms(rs, 'frame_ap', folds)} | "
-                 f"{ms(rs, 'psds1', folds)} | {ms(rs, 'psds2', folds)} | {ms(rs, 'weak.event_f1', folds)} | "
-                 f"{ms(rs, 'weak.segment_f1', folds)} | {ms(rs, 'strong.event_f1', folds)} | "
-                 f"{ms(rs, 'strong.segment_f1', folds)} | {fit:.1f} |")
+                 f"{ms(rs, 'psds1', folds)} | {ms(rs, 'psds2', folds)} | {ms(rs, 'weak.event_f1_merged', folds)} | "
+                 f"{ms(rs, 'weak.event_f1_merged_macro', folds)} | {ms(rs, 'weak.segment_f1', folds)} | "
+                 f"{ms(rs, 'strong.event_f1_merged', folds)} | {ms(rs, 'strong.segment_f1', folds)} | {fit:.1f} |")
     L.append("")
+    if any(r.get("resamples") for r in rows):
+        n_res = max(len(next(iter(r["resamples"].values()))) for r in rows if r.get("resamples"))
+        L.append("## Uncertainty: seeds, folds and clips\n")
+        L.append("Three spreads of each headline figure (weak labels only): the standard deviation over seeds of "
+                 "the 4-fold mean, the standard deviation over folds of the per-fold mean (over seeds), and a 95 % "
+                 f"interval of the 4-fold mean over the sampling of the clips: {n_res} bootstrap resamples of each "
+                 "fold's clips (drawn with replacement, seeded by the fold, the same draws for every seed), "
+                 "averaged over the seeds and then the folds per draw (a bootstrap stratified by fold). PSDS: "
+                 "sed_scores_eval's subsets that each leave a fifth of a fold's clips out instead, which gives a "
+                 "narrower interval than resampling with replacement.\n")
+        L.append("| system | metric | mean | sd over seeds | sd over folds | 95 % interval (clips) |")
+        L.append("|---|---|---|---|---|---|")
+        for s in systems:
+            for key, rkey, label in HEADLINE:
+                sm = list(seed_means(by[s], key, folds).values())
+                if not sm:
+                    continue
+                lo, hi = cv_interval(by[s], rkey, folds)
+                ci = f"[{fmt(lo)}, {fmt(hi)}]" if np.isfinite(lo) else "–"
+                sd = fmt(float(np.std(sm, ddof=1))) if len(sm) > 1 else "–"
+                L.append(f"| {s} | {label} | {fmt(float(np.mean(sm)))} | {sd} | {fmt(fold_sd(by[s], key, folds))} | {ci} |")
+        L.append("")
     L.append("## Tagging: EER per tag\n")
     L.append("Mean over seeds and folds; `macro` as in the summary.\n")
     L.append("| system | " + " | ".join(classes) + " | macro | fold 4 only (untouched) |")
@@ -631,18 +699,21 @@ def write_report(args, rows, d, info):
                      f"{ms(by[s], 'psds1', folds)} | {ms(by[s], 'psds2', folds)} |")
     L.append("")
     L.append("## Events\n")
-    L.append("Event F1 micro (over all events) and macro (mean of per-tag F1), event error rate, 1 s segment "
+    L.append("Event F1 micro (over all events) and macro (mean of per-tag F1) against the merged reference (the "
+             "headline) and against the reference as given (`raw`), event error rate (raw), 1 s segment "
              "F1 and error rate, intersection-based F1 (DTC = GTC = 0.5, macro), events written per reference "
              "event.\n")
-    L.append("| system | labels for post-processing | event F1 | event F1 macro | event ER | segment F1 | segment ER | intersection F1 | events / reference |")
-    L.append("|---|---|---|---|---|---|---|---|---|")
+    L.append("| system | labels for post-processing | event F1 | event F1 macro | event F1 raw | event F1 macro raw | event ER raw | segment F1 | segment ER | intersection F1 | events / reference |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in systems:
         for setting, label in (("weak", "weak only (clip tags of the 10 % split)"), ("strong", "strong, 180 validation clips")):
             rs = [r for r in by[s] if setting in r]
             if not rs:
                 continue
             ratio = np.mean([r[setting]["n_events"] / max(1, r[setting]["n_ref"]) for r in rs])
-            L.append(f"| {s} | {label} | {ms(rs, setting + '.event_f1', folds)} | {ms(rs, setting + '.event_f1_macro', folds)} | "
+            L.append(f"| {s} | {label} | {ms(rs, setting + '.event_f1_merged', folds)} | "
+                     f"{ms(rs, setting + '.event_f1_merged_macro', folds)} | {ms(rs, setting + '.event_f1', folds)} | "
+                     f"{ms(rs, setting + '.event_f1_macro', folds)} | "
                      f"{ms(rs, setting + '.event_er', folds)} | {ms(rs, setting + '.segment_f1', folds)} | "
                      f"{ms(rs, setting + '.segment_er', folds)} | {ms(rs, setting + '.intersection_f1', folds)} | {ratio:.2f} |")
     L.append("")
@@ -713,11 +784,13 @@ def write_report(args, rows, d, info):
         L.append(f"![{cap}]({rel})\n\n{cap}\n")
     text = "\n".join(L)
     if args.out_md and Path(args.out_md).is_file():
-        # The learning curves of benchmark_labels.py live in a marked block of this page: keep it.
+        # The learning curves of benchmark_labels.py and the fold-4 comparison of
+        # compare_systems.py live in marked blocks of this page: keep them.
         old = Path(args.out_md).read_text()
-        start, end = "<!-- label-curves:start -->", "<!-- label-curves:end -->"
-        if start in old and end in old:
-            text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
+        for start, end in (("<!-- system-comparison:start -->", "<!-- system-comparison:end -->"),
+                           ("<!-- label-curves:start -->", "<!-- label-curves:end -->")):
+            if start in old and end in old:
+                text = text.rstrip("\n") + "\n\n" + start + old.split(start, 1)[1].split(end, 1)[0] + end + "\n"
         # ... and the uncut full-fit timing, when these results hold none
         if not getattr(args, "full_fits", []) and FULL_FIT_START in old and FULL_FIT_END in old and "## Time\n" in text:
             block = FULL_FIT_START + old.split(FULL_FIT_START, 1)[1].split(FULL_FIT_END, 1)[0] + FULL_FIT_END
@@ -727,10 +800,14 @@ def write_report(args, rows, d, info):
         Path(args.out_md).write_text(text)
         log(f"wrote {args.out_md}")
     if args.out_json:
-        summary = {s: {k: seed_means(by[s], k, folds) for k in ("eer", "within_clip_auc", "frame_ap", "psds1", "psds2",
-                                                                 "weak.event_f1", "weak.segment_f1", "strong.event_f1", "strong.segment_f1")}
-                   for s in systems}
-        Path(args.out_json).write_text(json.dumps(to_jsonable({"summary": summary, "folds": folds, "seeds": seeds}), indent=1))
+        keys = ("eer", "within_clip_auc", "frame_ap", "psds1", "psds2", "weak.event_f1_merged",
+                "weak.event_f1_merged_macro", "weak.event_f1", "weak.segment_f1", "strong.event_f1_merged",
+                "strong.event_f1", "strong.segment_f1")
+        summary = {s: {k: seed_means(by[s], k, folds) for k in keys} for s in systems}
+        spread = {s: {key: {"fold_sd": fold_sd(by[s], key, folds), "interval_95": cv_interval(by[s], rkey, folds)}
+                      for key, rkey, _ in HEADLINE} for s in systems}
+        Path(args.out_json).write_text(json.dumps(to_jsonable({"summary": summary, "spread": spread, "folds": folds,
+                                                               "seeds": seeds}), indent=1))
         log(f"wrote {args.out_json}")
     return text
 
@@ -777,6 +854,8 @@ def parse_args(argv=None):
     p.add_argument("--out-json", default=None)
     p.add_argument("--plot", default=None, help="PNG of one scored clip (from the default system's first job)")
     p.add_argument("--accelerator", default="auto")
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="resamples of each scored fold's clips for the report's confidence intervals (0: none)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--max-epochs", type=int, default=None, help="override every neural system's max_epochs (smoke tests)")
     p.add_argument("--param", action="append", default=[], help="KEY=JSON override of every neural system's parameters (smoke tests), e.g. rnn_hidden=8")

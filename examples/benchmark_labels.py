@@ -117,8 +117,20 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     return row
 
 
+def _configs():
+    from skattloc import DESED_CONFIG, PAPER_CONFIG
+
+    # The paper's configuration has no validation split; the benchmark gives it the same 10 %
+    # one as the others, for the weak event calibration (it still trains its 20 epochs).
+    return {"paper": dict(PAPER_CONFIG, validation_fraction=0.1), "desed": dict(DESED_CONFIG)}
+
+
+#: Parameter sets a job can start from (``--config``; :func:`_configs`).
+CONFIG_NAMES = ("desed", "paper")
+
+
 def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=(), overrides=None, save_models=None,
-            rescore=False):
+            rescore=False, val_fold=None, config=None):
     """One fit and its scores. Screening runs pass ``scored_fold`` (an inner validation
     fold), the folds never to read (``unread``: the outer fold 4) and parameter
     ``overrides``; the curves' report leaves such rows out.
@@ -126,7 +138,12 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
     ``rescore``: no fit; the model that ``save_models`` holds for the job is loaded, its
     weak event calibration redone on its validation clips with today's library, and the
     scores recomputed (a job without event times only: their settings come from tags). The
-    row holds the new scores, and the report lays it over the job's earlier row."""
+    row holds the new scores, and the report lays it over the job's earlier row.
+
+    ``val_fold``: a source-disjoint validation set, that whole training fold passed as
+    ``X_val`` (it then neither trains nor is split; early stopping and the weak
+    calibration read it). ``config``: the name of a parameter set the overrides start
+    from (:data:`CONFIG_NAMES`)."""
     from skattloc import AttLocTagger
     from skattloc.postprocessing import THRESHOLD_SCALE
 
@@ -134,7 +151,7 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
     kind, share, seed = parts[0], float(parts[1]), int(parts[-1])
     teacher = parts[2] if kind == "tagged" else None
     keep = ~np.isin(d["folds"], list(unread))
-    tr = np.flatnonzero(keep & (d["folds"] != scored_fold))
+    tr = np.flatnonzero(keep & (d["folds"] != scored_fold) & (d["folds"] != (val_fold or -1)))
     te = np.flatnonzero(d["folds"] == scored_fold)
     rng = np.random.RandomState(1000 + seed)
     chosen = np.sort(rng.permutation(len(tr))[: int(round(share * len(tr)))])
@@ -175,8 +192,15 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
         log(f"{job}: rescored {path}: event F1 {row['event_f1']:.3f}, segment F1 {row['segment_f1']:.3f}")
         return
     t0 = time.perf_counter()
-    params = {} if max_epochs is None else {"max_epochs": max_epochs}  # a smoke test only; results label it
+    params = dict(_configs()[config]) if config else {}
+    params.update({} if max_epochs is None else {"max_epochs": max_epochs})  # a smoke test only; results label it
     params.update(overrides or {})
+    if val_fold is not None:
+        if kind != "timed" or share != 0:
+            sys.exit("error: --val-fold runs jobs without event times (timed:0:SEED)")
+        va = np.flatnonzero(d["folds"] == val_fold)
+        fit_kw = dict(fit_kw, X_val=with_frame_timing(d["X"][va], d["ext"].frame_timing),
+                      y_val=[tuple(c for c, v in zip(d["classes"], row) if v) for row in d["Y"][va]])
     tagger = AttLocTagger(random_state=seed, **params).fit(X, y, **fit_kw)
     fit_min = (time.perf_counter() - t0) / 60
     if save_models:  # the fitted model, before any re-tuning, for post-processing studies
@@ -189,8 +213,9 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
            "n_epochs": tagger.n_epochs_, "label_counts": tagger.label_counts_,
            # the weak calibration's final factor (rows written before it existed: 1.0, the previous calibration)
            "weak_threshold_scale": THRESHOLD_SCALE}
-    if scored_fold != FOLD_SCORED or overrides:
-        row.update(scored_fold=int(scored_fold), unread=sorted(int(f) for f in unread), params=dict(overrides or {}))
+    if scored_fold != FOLD_SCORED or overrides or config or val_fold is not None:
+        row.update(scored_fold=int(scored_fold), unread=sorted(int(f) for f in unread), params=dict(overrides or {}),
+                   config=config, val_fold=val_fold)
     row.update(score(tagger, d, te, X[labelled_val], [y[i] for i in labelled_val], kind == "timed" and share > 0))
     with open(results, "a") as f:
         f.write(json.dumps(row) + "\n")
@@ -344,6 +369,10 @@ def main(argv=None):
     p.add_argument("--rescore", action="store_true",
                    help="no fit: load each job's model from --save-models, redo its weak event calibration with "
                    "this library and score again (jobs without event times)")
+    p.add_argument("--config", choices=CONFIG_NAMES,
+                   help="start every job from this parameter set (--param entries apply on top)")
+    p.add_argument("--val-fold", type=int,
+                   help="source-disjoint validation: this training fold is X_val instead of a random 10 %% split")
     p.add_argument("--clip-duration", type=float, default=CLIP_S, help="clip length in seconds (domestic-mix: 4)")
     p.add_argument("--save-models", metavar="DIR",
                    help="save each fitted tagger to DIR/JOB_foldF.skattloc (':' in JOB as '_'), e.g. to study "
@@ -367,8 +396,10 @@ def main(argv=None):
         if args.scored_fold != FOLD_SCORED and FOLD_SCORED not in unread:
             sys.exit(f"error: a screening on fold {args.scored_fold} must leave the scored fold {FOLD_SCORED} unread "
                      f"(--unread {FOLD_SCORED})")
+        if args.val_fold is not None and args.val_fold in (args.scored_fold, *unread):
+            sys.exit(f"error: --val-fold {args.val_fold} must be a training fold")
         run_job(job, d, args.results, args.max_epochs, args.scored_fold, unread, overrides, args.save_models,
-                args.rescore)
+                args.rescore, args.val_fold, args.config)
 
 
 if __name__ == "__main__":

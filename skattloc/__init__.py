@@ -29,6 +29,7 @@ _EXPORTS = {
     "AttLocTagger": "estimator",
     "AudioFeatures": "store",
     "AudioLoadError": "features",
+    "DESED_CONFIG": "estimator",
     "FeatureStore": "store",
     "GMMTagger": "baselines",
     "LogMelExtractor": "features",
@@ -46,7 +47,7 @@ __all__ = sorted(["__version__", *_EXPORTS])
 if TYPE_CHECKING:  # what the lazy names are, for readers and type checkers
     from .baselines import GMMTagger
     from .datasets import load_chime_home, load_weak_dataset, make_weak_events
-    from .estimator import PAPER_CONFIG, AttLocTagger
+    from .estimator import DESED_CONFIG, PAPER_CONFIG, AttLocTagger
     from .features import AudioLoadError, LogMelExtractor, load_audio
     from .module import NonFiniteLossError
     from .persistence import ModelFileError

@@ -86,6 +86,8 @@ examples:
   skattloc fit my_data/ -o tagger.skattloc --accelerator gpu --param spec_augment=2
   # the paper's own configuration (per-frame CNN, 3 GRU layers of 128, att_loc, 20 epochs)
   skattloc fit my_data/ -o paper.skattloc --paper
+  # the DCASE task 4 baseline CRNN, from scratch (skattloc.DESED_CONFIG)
+  skattloc fit my_data/ -o desed.skattloc --desed
   # checkpoint every epoch; after Ctrl-C or a crash, continue with the same command + --resume
   skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50
   skattloc fit my_data/ -o models/ --checkpoint-dir runs/tagger --epochs 50 --resume
@@ -377,9 +379,13 @@ def build_parser():
     for title, options in _FIT_OPTIONS.items():
         g = p.add_argument_group(title)
         if title.startswith("model"):
-            g.add_argument("--paper", action="store_true",
-                           help="start from the paper's configuration (skattloc.PAPER_CONFIG: per-frame CNN, "
-                           "3 GRU layers of 128, att_loc, 20 epochs); other options still apply")
+            start = g.add_mutually_exclusive_group()
+            start.add_argument("--paper", action="store_true",
+                               help="start from the paper's configuration (skattloc.PAPER_CONFIG: per-frame CNN, "
+                               "3 GRU layers of 128, att_loc, 20 epochs); other options still apply")
+            start.add_argument("--desed", action="store_true",
+                               help="start from the DCASE task 4 baseline CRNN (skattloc.DESED_CONFIG: 7 GLU conv "
+                               "blocks, 2 GRU layers of 128, up to 200 epochs); other options still apply")
         for opt, param, kw in options:
             kw = dict(kw, default=None, dest=opt.lstrip("-").replace("-", "_"))
             found = choices(param)
@@ -463,9 +469,9 @@ def _classes(tagger):
 def _fit_params(args):
     """The AttLocTagger parameters that fit's options ask for, checked (CLIError in the
     command line's words)."""
-    from .params import PAPER_CONFIG, check_architecture, defaults, names, validate_params
+    from .params import DESED_CONFIG, PAPER_CONFIG, check_architecture, defaults, names, validate_params
 
-    params = dict(PAPER_CONFIG) if args.paper else {}
+    params = dict(PAPER_CONFIG) if args.paper else dict(DESED_CONFIG) if getattr(args, "desed", False) else {}
     for opt, param, kw in (o for group in _FIT_OPTIONS.values() for o in group):
         value = getattr(args, opt.lstrip("-").replace("-", "_"))
         if value is not None and not (value is False and kw.get("action") == "store_true"):

@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _checks
 from . import params as _params
-from .params import EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
+from .params import DESED_CONFIG, EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
 from .supervision import TIMED, UNLABELED, parse_supervision, split_by_kind
 from .tags import decode_tags, encode_tags, tagger_sklearn_tags
 from .timing import as_frame_timing, common_timing, frame_timing_of, known_timing
@@ -131,6 +131,10 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         loc_input="rnn",
         frontend="conv2d",
         conv_blocks=3,
+        conv_channels=None,
+        conv_activation="relu",
+        conv_pool="max",
+        conv_dropout=0.0,
         time_pool=2,
         n_filters=64,
         kernel_size=30,

@@ -100,6 +100,12 @@ class EvaluationReport:
         ``eer_macro``, ``event_f1``, ``event_f1_macro``, ``segment_f1``, ``psds1`` and
         ``psds2`` (those computed); empty otherwise. ``settings`` then also holds
         ``bootstrap`` and ``confidence``.
+    resamples : dict
+        With ``bootstrap=``: ``{metric: ndarray}``, the value of each metric of ``intervals``
+        on every resample. The resamples depend only on the number of clips and
+        ``random_state`` (PSDS: on the number of clips), so two reports of the same clips in
+        the same order are paired draw by draw: the difference of two systems, or the mean
+        of several seeds, has its own interval (``examples/compare_systems.py``).
 
     Examples
     --------
@@ -135,6 +141,7 @@ class EvaluationReport:
     settings: dict = field(default_factory=lambda: dict(DEFAULT_SETTINGS))
     notes: list = field(default_factory=list)
     intervals: dict = field(default_factory=dict)
+    resamples: dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ table
     def rows(self) -> list:
@@ -425,7 +432,8 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
         eer_macro=float(np.nanmean(eer)) if np.isfinite(eer).any() else _NAN, settings=settings,
     )
     if bootstrap:
-        report.intervals["eer_macro"] = _interval([_macro_eer(Y[d], proba[d]) for d in draws], confidence)
+        report.resamples["eer_macro"] = np.array([_macro_eer(Y[d], proba[d]) for d in draws])
+        report.intervals["eer_macro"] = _interval(report.resamples["eer_macro"], confidence)
     if reference is None:
         report.notes.append("no event times (strong labels): EER only; give event times for the segment- and "
                             "event-based metrics, intersection F1 and PSDS")
@@ -451,6 +459,7 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     if bootstrap:
         counts = _clip_counts(merged, est, classes, names, durations, settings)
         for key, values in _resampled_f1(counts, draws).items():
+            report.resamples[key] = np.asarray(values, dtype=np.float64)
             report.intervals[key] = _interval(values, confidence)
     _bootstrap_note(report)
     return report
@@ -601,6 +610,7 @@ def _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocess
                 for k in (1, 2):
                     values = sed_scores.psds_bootstrap(reference, sub, tagged, names, durations, scenario=k,
                                                        timing=timing, n_iterations=max(1, -(-bootstrap // 5)))
+                    report.resamples[f"psds{k}"] = np.asarray(values, dtype=np.float64)
                     report.intervals[f"psds{k}"] = _interval(values, report.settings["confidence"])
     left = [c for c in report.classes if c not in tagged]
     report.notes.append(

@@ -100,42 +100,66 @@ def masked_weighted_mean(values: torch.Tensor, weights: torch.Tensor, mask: torc
 class ConvBlocks(nn.Module):
     """A stack of 2-D convolution blocks over time and frequency (``frontend="conv2d"``).
 
-    Block ``i`` is a 3x3 convolution (padding 1, no bias), batch normalization, ReLU and a
-    max-pooling over frequency by 2 (while at least 2 bands are left) and over time by 2
-    in the first ``log2(time_pool)`` blocks. Channels double from block to block up to
-    ``n_filters`` in the last one. The output of frame ``t'`` is the flattened
-    ``(channels, bands)`` map: ``n_filters * n_bands_out`` values.
+    Block ``i`` is a 3x3 convolution (padding 1, no bias), batch normalization, an
+    activation, dropout and a pooling over frequency by 2 (while at least 2 bands are
+    left) and over time by 2 in the first ``log2(time_pool)`` blocks. By default the
+    channels double from block to block up to ``n_filters`` in the last one, the
+    activation is a ReLU and the pooling takes the maximum; ``channels``, ``activation``
+    and ``pool`` give other layouts, such as the DESED baseline's (7 blocks of
+    16-32-64-128-128-128-128 channels, GLU, average pooling, dropout 0.5:
+    :data:`skattloc.DESED_CONFIG`). The output of frame ``t'`` is the flattened
+    ``(channels, bands)`` map: ``channels[-1] * n_bands_out`` values.
 
     Padding never leaks: frames at or beyond a clip's length are set to 0 before the first
-    convolution and after every ReLU, which is what a clip alone sees at its border (zero
-    padding), and the pooling covers a last partial window (ceil mode, by zero padding), so
-    the last window of a clip alone equals its window in a padded batch (ReLU outputs are
-    >= 0).
+    convolution and after every block, which is what a clip alone sees at its border (zero
+    padding). A last partial pooling window covers the clip's own frames only (ceil mode):
+    the maximum or the mean of its valid frames. So a clip alone and the same clip in a
+    padded batch give the same output.
 
     Parameters
     ----------
     n_mels : int
         Input bands per frame.
     n_filters : int
-        Channels of the last block; block ``i`` of ``n_blocks`` has
-        ``max(1, n_filters // 2 ** (n_blocks - 1 - i))``.
+        Channels of the last block when ``channels`` is None; block ``i`` of ``n_blocks``
+        has ``max(1, n_filters // 2 ** (n_blocks - 1 - i))``.
     n_blocks : int
         Number of blocks.
     time_pool : int
         Total time downsampling, a power of 2 up to ``2 ** n_blocks``.
+    channels : sequence of int, optional
+        The channels of each block (``n_blocks`` of them), instead of the doubling rule.
+    activation : {"relu", "glu"}, default="relu"
+        ``"glu"``: the gated linear unit of the DESED baseline, ``W x * sigmoid(x)`` with a
+        per-position linear map ``W`` over the channels (with bias).
+    pool : {"max", "avg"}, default="max"
+        Max- or average-pooling.
+    dropout : float, default=0.0
+        Dropout rate after each block's activation.
     """
 
-    def __init__(self, n_mels: int, n_filters: int, n_blocks: int, time_pool: int):
+    def __init__(self, n_mels: int, n_filters: int, n_blocks: int, time_pool: int, channels=None,
+                 activation: str = "relu", pool: str = "max", dropout: float = 0.0):
         super().__init__()
+        if channels is None:
+            channels = [max(1, n_filters // 2 ** (n_blocks - 1 - i)) for i in range(n_blocks)]
+        channels = [int(c) for c in channels]
+        if len(channels) != n_blocks:
+            raise ValueError(f"channels has {len(channels)} entries, one per block is needed ({n_blocks} blocks)")
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
+        # GLU's linear map over the channels, a 1x1 convolution (None for ReLU).
+        self.gates = nn.ModuleList() if activation == "glu" else None
         self.pools = []  # (time, freq) pooling factor of each block
+        self.activation, self.pool = activation, pool
+        self.drop = nn.Dropout(dropout) if dropout > 0 else None
         c_in, bands = 1, n_mels
         n_time = max(0, int(time_pool).bit_length() - 1)
-        for i in range(n_blocks):
-            c_out = max(1, n_filters // 2 ** (n_blocks - 1 - i))
+        for i, c_out in enumerate(channels):
             self.convs.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
             self.norms.append(nn.BatchNorm2d(c_out))
+            if self.gates is not None:
+                self.gates.append(nn.Conv2d(c_out, c_out, 1))
             fp = 2 if bands >= 2 else 1
             tp = 2 if i < n_time else 1
             self.pools.append((tp, fp))
@@ -143,6 +167,38 @@ class ConvBlocks(nn.Module):
             c_in = c_out
         self.out_features = c_in * bands
         self.time_pool = int(time_pool)
+
+    def _activate(self, y: torch.Tensor, i: int) -> torch.Tensor:
+        if self.gates is None:
+            return torch.relu(y)
+        return self.gates[i](y) * torch.sigmoid(y)
+
+    def _pool(self, y: torch.Tensor, m: Optional[torch.Tensor], tp: int, fp: int) -> torch.Tensor:
+        """Pool ``y`` (B, C, T, F) by ``(tp, fp)`` in ceil mode, over valid frames only.
+
+        The input is padded (tp - 1 frames always, so floor-mode pooling yields
+        ceil(n / tp) windows with no data-dependent padding, which an export with a dynamic
+        frame axis can keep symbolic; the bands are static)."""
+        pad_f = (-y.shape[3]) % fp
+        if self.pool == "avg":
+            # Sum over the window, divided by its count of valid cells.
+            ones = torch.ones_like(y[:1, :1]) if m is None else m.expand(-1, 1, -1, y.shape[3])
+            y = y if m is None else y * m
+            total = nn.functional.avg_pool2d(nn.functional.pad(y, (0, pad_f, 0, tp - 1)), (tp, fp))
+            count = nn.functional.avg_pool2d(nn.functional.pad(ones, (0, pad_f, 0, tp - 1)), (tp, fp))
+            return total / count.clamp_min(1.0 / (tp * fp))
+        if self.gates is None:
+            # ReLU outputs are >= 0 and padded frames are 0: zero padding is ceil mode.
+            if tp > 1 or pad_f:
+                y = nn.functional.pad(y, (0, pad_f, 0, tp - 1))
+            return nn.functional.max_pool2d(y, (tp, fp))
+        # GLU outputs can be negative: padded cells must lose every maximum.
+        if m is not None:
+            y = y.masked_fill(m == 0, float("-inf"))
+        if tp > 1 or pad_f:
+            y = nn.functional.pad(y, (0, pad_f, 0, tp - 1), value=float("-inf"))
+        y = nn.functional.max_pool2d(y, (tp, fp))
+        return y.masked_fill(torch.isinf(y), 0.0)  # windows wholly past a clip's end
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         """``x``: (batch, n_frames, n_mels) standardized; ``mask``: (batch, n_frames) or None.
@@ -153,21 +209,17 @@ class ConvBlocks(nn.Module):
         y = x.unsqueeze(1)  # (B, 1, T, F)
         if m is not None:
             y = y * m
-        for conv, norm, (tp, fp) in zip(self.convs, self.norms, self.pools):
-            y = torch.relu(norm(conv(y)))
+        for i, (conv, norm, (tp, fp)) in enumerate(zip(self.convs, self.norms, self.pools)):
+            y = self._activate(norm(conv(y)), i)
+            if self.drop is not None:
+                y = self.drop(y)
             if m is not None:  # padded frames back to 0: the next conv and the pooling see what a clip alone sees
                 y = y * m
             if tp > 1 or fp > 1:
-                # Zero-pad, then pool: the same as ceil_mode (ReLU outputs are >= 0), with an
-                # output length torch.export / ONNX can keep symbolic (a dynamic frame axis).
-                # tp - 1 zero frames always: floor-mode pooling then yields ceil(n / tp)
-                # windows, with no data-dependent padding.
-                pad_f = (-y.shape[3]) % fp  # the bands are static
-                if tp > 1 or pad_f:
-                    y = nn.functional.pad(y, (0, pad_f, 0, tp - 1))
-                y = nn.functional.max_pool2d(y, (tp, fp))
+                y = self._pool(y, m, tp, fp)
             if m is not None and tp > 1:
                 m = m[:, :, ::tp]
+                y = y * m
         b, c, t, f = y.shape
         return y.permute(0, 2, 1, 3).reshape(b, t, c * f)
 
@@ -193,17 +245,19 @@ class CGRNN(nn.Module):
     rnn_layers : int, default=3
         Stacked bidirectional GRU layers.
     dense_units : int, default=500
-        Units of the ReLU layer after the GRUs.
+        Units of the ReLU layer after the GRUs. 0: none, ``O(t)`` reads the GRU output
+        (after the dropout), as in the DESED baseline.
     dropout : float, default=0.2
-        Dropout after the ReLU layer.
-    pooling : {"att_loc", "att", "mean", "linear_softmax", "auto"}, default="att_loc"
+        Dropout after the ReLU layer (after the GRUs with ``dense_units=0``).
+    pooling : {"att_loc", "att", "mean", "linear_softmax", "auto", "loc"}, default="att_loc"
         How frame outputs become the clip output: ``"att_loc"`` is the paper's full model
         (eq. 3-8), ``"att"`` attention only (eq. 3-5, weighted mean over frames), ``"mean"``
         the CGRNN baseline (eq. 2). ``"linear_softmax"``: ``sum_t O(t)^2 / sum_t O(t)`` per
         class (Wang, Li & Metze, ICASSP 2019). ``"auto"``: auto-pool,
         ``sum_t O(t) softmax_t(alpha O(t))`` with a learned ``alpha`` per class, which moves
         between the mean (``alpha = 0``, the initial value) and the max (McFee, Salamon &
-        Bello, 2018).
+        Bello, 2018). ``"loc"``: eq. (7)-(8) without the attention unit (``z_att = 1``),
+        ``sum_t O(t) z_loc(t) / sum_t z_loc(t)``, the DESED baseline's attention pooling.
     loc_activation : {"softmax", "sigmoid"}, default="softmax"
         Normalization of the localization output ``z_loc(t)`` (``"att_loc"`` only).
         ``"softmax"`` is the paper's eq. (6): the classes compete in every frame, and
@@ -241,6 +295,15 @@ class CGRNN(nn.Module):
         output frame rather than the input frame.
     conv_blocks : int, default=3
         Number of 2-D conv blocks (``frontend="conv2d"`` only).
+    conv_channels : sequence of int, optional
+        Channels of each conv block (``conv_blocks`` of them) instead of doubling up to
+        ``n_filters``.
+    conv_activation : {"relu", "glu"}, default="relu"
+        The conv blocks' activation (see :class:`ConvBlocks`).
+    conv_pool : {"max", "avg"}, default="max"
+        The conv blocks' pooling.
+    conv_dropout : float, default=0.0
+        Dropout after each conv block's activation.
     time_pool : int, default=1
         Time downsampling inside the conv blocks (``frontend="conv2d"`` only): 1, 2, 4...
         up to ``2 ** conv_blocks``. The GRUs, the heads and the pooling run on
@@ -290,13 +353,18 @@ class CGRNN(nn.Module):
         frontend: str = "frame_cnn",
         conv_blocks: int = 3,
         time_pool: int = 1,
+        conv_channels=None,
+        conv_activation: str = "relu",
+        conv_pool: str = "max",
+        conv_dropout: float = 0.0,
     ):
         super().__init__()
         validate_params(  # the parameter table's rules for the network (skattloc.params)
             dict(n_filters=n_filters, kernel_size=kernel_size, rnn_hidden=rnn_hidden, rnn_layers=rnn_layers,
                  dense_units=dense_units, dropout=dropout, pooling=pooling, loc_activation=loc_activation,
                  loc_denominator=loc_denominator, loc_background=loc_background, loc_input=loc_input,
-                 frontend=frontend, conv_blocks=conv_blocks, time_pool=time_pool),
+                 frontend=frontend, conv_blocks=conv_blocks, time_pool=time_pool, conv_channels=conv_channels,
+                 conv_activation=conv_activation, conv_pool=conv_pool, conv_dropout=conv_dropout),
             group="network", n_features=n_mels,
         )
         self.n_mels = n_mels
@@ -320,7 +388,8 @@ class CGRNN(nn.Module):
             att_in = n_mels  # eq. (3) reads the input frame
         else:
             self.conv = None
-            self.blocks = ConvBlocks(n_mels, n_filters, conv_blocks, time_pool)
+            self.blocks = ConvBlocks(n_mels, n_filters, conv_blocks, time_pool, channels=conv_channels,
+                                     activation=conv_activation, pool=conv_pool, dropout=conv_dropout)
             cnn_out = self.blocks.out_features
             att_in = cnn_out  # frames are pooled: eq. (3) reads the front end's frame
         # eq. (3): one sigmoid unit per frame.
@@ -328,13 +397,14 @@ class CGRNN(nn.Module):
         # eq. (6): a softmax (or sigmoid) layer over the classes (+ a background slot).
         n_loc = n_classes + int(self.loc_background)
         loc_in = cnn_out if loc_input == "cnn" else 2 * rnn_hidden
-        self.loc = nn.Linear(loc_in, n_loc) if pooling == "att_loc" else None
+        self.loc = nn.Linear(loc_in, n_loc) if pooling in ("att_loc", "loc") else None
         # auto-pool's alpha, one per class, starting at the mean (alpha = 0).
         self.alpha = nn.Parameter(torch.zeros(n_classes)) if pooling == "auto" else None
         self.gru = nn.GRU(cnn_out, rnn_hidden, num_layers=rnn_layers, batch_first=True, bidirectional=True)
-        self.dense = nn.Linear(2 * rnn_hidden, dense_units)
+        # dense_units=0: no ReLU layer, O(t) reads the GRU output (the DESED baseline).
+        self.dense = nn.Linear(2 * rnn_hidden, dense_units) if dense_units else None
         self.dropout = nn.Dropout(dropout)
-        self.out = nn.Linear(dense_units, n_classes)
+        self.out = nn.Linear(dense_units or 2 * rnn_hidden, n_classes)
         # On the CPU in float32, run the CNN and the GRU through skattloc._fastpath: the
         # same function with fewer, larger ops (docs/performance.md). False: plain layers.
         self.cpu_fast_path = True
@@ -391,9 +461,9 @@ class CGRNN(nn.Module):
             z = (self.alpha.float() * frame32).masked_fill(m == 0, float("-inf"))
             w = torch.softmax(z, dim=1).nan_to_num(0.0)  # a clip of 0 valid frames gives 0
             return (w * frame32).sum(dim=1)
-        # eq. (7)-(8): sum_t z_att O z_loc / sum_t z_loc, per class.
+        # eq. (7)-(8): sum_t z_att O z_loc / sum_t z_loc, per class ("loc": z_att = 1).
         w = m * loc.float()
-        aw = att.float().unsqueeze(-1) * w
+        aw = w if att is None else att.float().unsqueeze(-1) * w
         num = (aw * frame32).sum(dim=1)
         den = w.sum(dim=1) if self.loc_denominator == "loc" else aw.sum(dim=1)
         return num / den.clamp_min(_EPS)
@@ -450,7 +520,7 @@ class CGRNN(nn.Module):
                     loc = loc[..., : self.n_classes]  # the background slot leaves eq. (7)-(8)
             else:
                 loc = torch.sigmoid(logits)  # eq. (6) with a per-class sigmoid
-        h = self.dropout(torch.relu(self.dense(h_rnn)))
+        h = self.dropout(h_rnn if self.dense is None else torch.relu(self.dense(h_rnn)))
         frame = torch.sigmoid(self.out(h))  # O(t)
         # Pool in float32, so the eq. (8) division is stable under mixed precision.
         clip = self._pool(frame.float(), att, loc, mask_p)

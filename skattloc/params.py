@@ -34,7 +34,7 @@ from . import _checks
 from .windowing import check_window_frames
 
 __all__ = [
-    "EARLY_STOPPING_METRICS", "FRONTENDS", "GROUPS", "LOCALIZATIONS", "LOC_ACTIVATIONS", "LOC_DENOMINATORS",
+    "CONV_ACTIVATIONS", "CONV_POOLS", "DESED_CONFIG", "EARLY_STOPPING_METRICS", "FRONTENDS", "GROUPS", "LOCALIZATIONS", "LOC_ACTIVATIONS", "LOC_DENOMINATORS",
     "LOC_INPUTS", "LR_SCHEDULES", "PAPER_CONFIG", "PARAMETERS", "POOLINGS", "Param", "check_architecture",
     "check_callbacks", "check_logger",
     "choices", "defaults", "docstring_section", "legacy_values", "names", "resume_params", "validate_params",
@@ -45,7 +45,8 @@ __all__ = [
 #: multiple-instance poolings built for localization under weak labels: linear softmax
 #: (Wang, Li & Metze, ICASSP 2019) and auto-pool with a learned per-class alpha (McFee,
 #: Salamon & Bello, IEEE/ACM TASLP 2018). Implemented in :mod:`skattloc.model`.
-POOLINGS = ("att_loc", "att", "mean", "linear_softmax", "auto")
+#: ``"loc"`` is eq. (7)-(8) without the attention unit, the DESED baseline's pooling.
+POOLINGS = ("att_loc", "att", "mean", "linear_softmax", "auto", "loc")
 #: How z_loc(t) of eq. (6) is normalized: "softmax" over classes (the paper) or a per-class
 #: "sigmoid" (each class weighs frames on its own; eq. 8 still normalizes over time).
 LOC_ACTIVATIONS = ("softmax", "sigmoid")
@@ -56,6 +57,10 @@ LOC_INPUTS = ("cnn", "rnn")
 #: The front end before the GRUs: the paper's per-frame CNN over frequency, or a stack of
 #: 2-D conv blocks over time and frequency (3x3 kernels, batch norm, ReLU, max-pooling).
 FRONTENDS = ("frame_cnn", "conv2d")
+#: The conv blocks' activation: ReLU, or the gated linear unit of the DESED baseline.
+CONV_ACTIVATIONS = ("relu", "glu")
+#: The conv blocks' pooling over time and frequency.
+CONV_POOLS = ("max", "avg")
 #: Learning-rate schedules of :class:`skattloc.module.AttLocModule`.
 LR_SCHEDULES = ("constant", "cosine")
 #: What ``AttLocTagger.localize`` returns per frame.
@@ -139,6 +144,15 @@ def _validation_fraction_rule(value, name):
     return _checks.check_number(value, name, 0.0, 1.0, closed="[)", hint='or "auto"')
 
 
+def _conv_channels_rule(value, name):
+    if value is None:
+        return value
+    if (isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) == 0
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in value)):
+        raise ValueError(f"{name} must be None or a non-empty list of positive ints (one per conv block), got {value!r}")
+    return value
+
+
 def _frame_timing_rule(value, name):
     from .timing import as_frame_timing
 
@@ -194,13 +208,15 @@ _TABLE = [
         ``z_att``-weighted mean of ``O(t)`` (eq. 3-5). ``"mean"``: the CGRNN baseline, the
         plain mean of ``O(t)`` (eq. 2). ``"linear_softmax"``: ``sum_t O(t)^2 / sum_t O(t)``
         (Wang, Li & Metze, 2019). ``"auto"``: auto-pool with a learned per-tag ``alpha``
-        (McFee, Salamon & Bello, 2018).
+        (McFee, Salamon & Bello, 2018). ``"loc"``: eq. (7)-(8) without the attention unit
+        (``z_att = 1``), ``sum_t O(t) z_loc(t) / sum_t z_loc(t)``, the DESED baseline's
+        pooling (:data:`DESED_CONFIG`).
         """,
     ),
     Param(
         "loc_activation", "softmax", "network", one_of(LOC_ACTIVATIONS), choices=LOC_ACTIVATIONS, resume=True, paper="softmax",
         doc="""
-        Normalization of the localization output ``z_loc(t)`` (``pooling="att_loc"`` only).
+        Normalization of the localization output ``z_loc(t)`` (``pooling="att_loc"`` or ``"loc"``).
         ``"softmax"`` over classes is the paper's eq. (6). ``"sigmoid"`` is a per-class
         variant: each class weighs the frames on its own, so one class cannot take every
         frame's ``z_loc`` (the softmax's collapse); eq. (7)-(8) are unchanged, since eq. (8)
@@ -210,7 +226,7 @@ _TABLE = [
     Param(
         "loc_denominator", "att_loc", "network", one_of(LOC_DENOMINATORS), choices=LOC_DENOMINATORS, resume=True, paper="loc",
         doc="""
-        Denominator of eq. (8) (``pooling="att_loc"`` only): the paper's ``sum_t z_loc(t)``
+        Denominator of eq. (8) (``pooling="att_loc"`` only; with ``"loc"`` both are the same): the paper's ``sum_t z_loc(t)``
         (``"loc"``), or ``sum_t z_att(t) z_loc(t)``, which makes the clip output a true
         ``z_att z_loc``-weighted mean of ``O(t)`` instead of one capped by ``z_att``.
         """,
@@ -245,7 +261,38 @@ _TABLE = [
         "conv_blocks", 3, "network", positive_int, kind="int", resume=True, legacy=3, paper=3,
         doc="""
         Number of 2-D conv blocks (``frontend="conv2d"``); channels double from block to
-        block up to ``n_filters``.
+        block up to ``n_filters`` unless ``conv_channels`` lists them.
+        """,
+    ),
+    Param(
+        "conv_channels", None, "network", _conv_channels_rule, kind="tuple of int or None", resume=True,
+        legacy=None, paper=None,
+        doc="""
+        Channels of each conv block (``frontend="conv2d"``; ``conv_blocks`` entries), e.g.
+        ``(16, 32, 64, 128, 128, 128, 128)`` for the DESED baseline. None: double from block
+        to block up to ``n_filters``.
+        """,
+    ),
+    Param(
+        "conv_activation", "relu", "network", one_of(CONV_ACTIVATIONS), choices=CONV_ACTIVATIONS, resume=True,
+        legacy="relu", paper="relu",
+        doc="""
+        Activation of the conv blocks (``frontend="conv2d"``): ReLU, or the gated linear unit
+        ``W x * sigmoid(x)`` of the DESED baseline (``W``: a linear map over the channels).
+        """,
+    ),
+    Param(
+        "conv_pool", "max", "network", one_of(CONV_POOLS), choices=CONV_POOLS, resume=True, legacy="max", paper="max",
+        doc="""
+        Pooling of the conv blocks (``frontend="conv2d"``): maximum or mean (the DESED
+        baseline's) of each window's valid frames.
+        """,
+    ),
+    Param(
+        "conv_dropout", 0.0, "network", number(0.0, 1.0, "[)"), kind="float", legacy=0.0, paper=0.0,
+        doc="""
+        Dropout rate after each conv block's activation (``frontend="conv2d"``), in [0, 1);
+        0.5 in the DESED baseline.
         """,
     ),
     Param(
@@ -283,15 +330,17 @@ _TABLE = [
         """,
     ),
     Param(
-        "dense_units", 128, "network", positive_int, kind="int", resume=True, paper=500,
+        "dense_units", 128, "network", partial(_checks.check_int, minimum=0, hint="0: no ReLU layer"), kind="int",
+        resume=True, paper=500,
         doc="""
-        Units of the ReLU layer after the GRUs.
+        Units of the ReLU layer after the GRUs. 0: no such layer, the frame output reads the
+        GRU output (after the dropout), as in the DESED baseline.
         """,
     ),
     Param(
         "dropout", 0.2, "network", number(0.0, 1.0, "[)"), kind="float", paper=0.2,
         doc="""
-        Dropout rate after the ReLU layer, in [0, 1).
+        Dropout rate after the ReLU layer (after the GRUs with ``dense_units=0``), in [0, 1).
         """,
     ),
     Param(
@@ -639,6 +688,31 @@ del _TABLE
 #: defaults are the recipe chosen on domestic-mix (``docs/benchmarks.md``).
 PAPER_CONFIG = {p.name: p.paper for p in PARAMETERS.values() if p.paper is not _UNSET}
 
+#: The DCASE task 4 (DESED) baseline CRNN, as DCASE 2022-2024 ship it, from scratch: 7
+#: blocks of 3x3 convolution, batch norm, GLU, dropout 0.5 and average pooling
+#: (16-32-64-128-128-128-128 channels; time pooled by 2 in the first two blocks, frequency
+#: by 2 in each while 2 bands are left), 2 bidirectional GRU layers of 128 units, dropout
+#: 0.5, a sigmoid frame output read straight from the GRUs, and the attention pooling
+#: ``sum_t O(t) softmax_c(t) / sum_t softmax_c(t)`` (``pooling="loc"``, no background
+#: class); Adam at 1e-3, batches of 48, mixup (alpha 0.2), up to 200 epochs with the best
+#: epoch kept. It is built from this table's parameters, over the same keys as
+#: :data:`PAPER_CONFIG`. What differs from DESED's own recipe, on purpose: no mean teacher
+#: or unlabeled data (``consistency_weight`` does not apply), a constant learning rate
+#: (DESED warms it up over 50 epochs), mixup on every batch (DESED: half of them), early
+#: stopping with ``patience`` epochs (DESED trains all 200 and keeps the best), and the
+#: features are the user's extractor (DESED: 128 mel bands, 2048-point FFT, hop 256 at
+#: 16 kHz). ``docs/benchmarks.md`` runs it beside the default recipe.
+DESED_CONFIG = {
+    **PAPER_CONFIG,
+    "pooling": "loc", "loc_activation": "softmax", "loc_denominator": "loc", "loc_background": False,
+    "loc_input": "rnn", "frontend": "conv2d", "conv_blocks": 7, "conv_channels": (16, 32, 64, 128, 128, 128, 128),
+    "conv_activation": "glu", "conv_pool": "avg", "conv_dropout": 0.5, "time_pool": 4, "n_filters": 128,
+    "rnn_hidden": 128, "rnn_layers": 2, "dense_units": 0, "dropout": 0.5, "learning_rate": 0.001,
+    "weight_decay": 0.0, "batch_size": 48, "max_epochs": 200, "lr_schedule": "constant", "spec_augment": 0,
+    "mixup_alpha": 0.2, "power_mix": 0.0, "time_shift": 0.0, "filter_augment": 0.0, "ema_decay": 0.0,
+    "validation_fraction": 0.1, "early_stopping": True,
+}
+
 
 def defaults() -> dict:
     """``{name: default}`` for every parameter."""
@@ -659,7 +733,7 @@ def choices(name: str) -> Optional[tuple]:
     --------
     >>> from skattloc.params import choices
     >>> choices("pooling")
-    ('att_loc', 'att', 'mean', 'linear_softmax', 'auto')
+    ('att_loc', 'att', 'mean', 'linear_softmax', 'auto', 'loc')
     """
     return PARAMETERS[name].choices
 
@@ -677,7 +751,7 @@ def legacy_values() -> dict:
 
 
 def check_architecture(*, n_mels, pooling, loc_activation, loc_background, frontend, kernel_size, conv_blocks,
-                       time_pool, **_other) -> None:
+                       time_pool, conv_channels=None, **_other) -> None:
     """Raise ValueError for a combination of network parameters that
     :class:`~skattloc.model.CGRNN` cannot build (each value is assumed valid on its own)."""
     if not isinstance(loc_background, bool) and type(loc_background).__name__ != "bool_":
@@ -697,6 +771,11 @@ def check_architecture(*, n_mels, pooling, loc_activation, loc_background, front
             raise ValueError(
                 f"time_pool={time_pool} needs at least {time_pool.bit_length() - 1} conv blocks "
                 f"(each halves time at most once), got conv_blocks={conv_blocks}"
+            )
+        if conv_channels is not None and len(conv_channels) != conv_blocks:
+            raise ValueError(
+                f"conv_channels lists {len(conv_channels)} blocks but conv_blocks={conv_blocks}; "
+                f"give one channel count per block"
             )
 
 
@@ -725,7 +804,7 @@ def validate_params(params: dict, group: Optional[str] = None, n_features: Optio
     >>> validate_params({"pooling": "max"})
     Traceback (most recent call last):
     ...
-    ValueError: pooling must be one of ('att_loc', 'att', 'mean', 'linear_softmax', 'auto'), got 'max'
+    ValueError: pooling must be one of ('att_loc', 'att', 'mean', 'linear_softmax', 'auto', 'loc'), got 'max'
     """
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
@@ -738,8 +817,8 @@ def validate_params(params: dict, group: Optional[str] = None, n_features: Optio
     # Without n_features (before fit has X) only the combinations are checked.
     check_architecture(n_mels=10**9 if n_features is None else n_features, **{k: values[k] for k in names("network")})
     if group is None:
-        if values["localization"] == "loc" and values["pooling"] != "att_loc":
-            raise ValueError("localization='loc' returns z_loc(t), which only pooling='att_loc' has")
+        if values["localization"] == "loc" and values["pooling"] not in ("att_loc", "loc"):
+            raise ValueError("localization='loc' returns z_loc(t), which only pooling='att_loc' or 'loc' has")
         if values["resume"] and values["checkpoint_dir"] is None:
             raise ValueError("resume=True needs checkpoint_dir: the folder whose last.ckpt the fit continues from")
 

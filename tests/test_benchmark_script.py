@@ -56,7 +56,7 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     cache, results = tmp_path / "feats.npz", tmp_path / "res.jsonl"
     out = _run([str(data), "--features-cache", str(cache), "--folds", "1", "--seeds", "0",
                 "--systems", "default,att_loc,gmm", "--results", str(results), "--save-models", str(tmp_path / "m"),
-                *TINY])
+                "--bootstrap", "50", *TINY])
     assert "wrote features cache" in out and "default fold 1 seed 0: macro EER" in out
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["system"], r["fold"], r["seed"]) for r in rows] == [("default", 1, 0), ("att_loc", 1, 0), ("gmm", 1, 0)]
@@ -66,7 +66,11 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
         assert len(r["eer"]) == 3 and 0 <= r["psds1"] <= 1 and 0 <= r["psds2"] <= 1
         assert r["weak_settings"]["source"] in ("weak", "default") and r["n_strong_val"] == 6
         assert r["strong_settings"]["source"] == "strong"
-        assert set(r["weak"]) >= {"event_f1", "segment_f1", "intersection_f1", "n_events"}
+        assert set(r["weak"]) >= {"event_f1", "event_f1_merged", "event_f1_merged_macro", "segment_f1",
+                                  "intersection_f1", "n_events"}
+        # the fold's bootstrap draws, for the report's intervals
+        assert set(r["resamples"]) >= {"eer_macro", "event_f1", "event_f1_macro", "segment_f1"}
+        assert all(len(v) == 50 for v in r["resamples"].values())
     assert rows[1]["params"]["pooling"] == "att_loc" and rows[1]["params"]["loc_background"] is True
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["att_loc_fold1_seed0.skattloc", "default_fold1_seed0.skattloc"]
     assert all(0 <= r["psds1_raw"] <= 1 for r in rows[:2])
@@ -90,11 +94,15 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     assert "nothing chosen on the scored fold" in text
     assert "| system | chirp | noise_burst | tone | macro | fold 4 only (untouched) |" in text
     assert "| default | weak only" in text and "| default | strong, 180 validation clips" in text
+    assert "## Uncertainty: seeds, folds and clips" in text and "| default | event F1 (micro) |" in text
+    assert "event F1 macro (weak)" in text and "event F1 raw" in text
     assert "The default recipe on all 32 clips, timing run cut to 1 epochs" in text  # --max-epochs 1: a projection
     assert "not a measured full fit" in text
     assert png.stat().st_size > 10_000 and "](images/clip.png)" in text
     res = json.loads(js.read_text())
     assert set(res["summary"]) == {"default", "att_loc", "gmm"} and res["folds"] == [1]
+    lo, hi = res["spread"]["default"]["weak.event_f1_merged"]["interval_95"]
+    assert lo <= res["summary"]["default"]["weak.event_f1_merged"]["0"] <= hi or not np.isfinite(lo)
 
     # Later runs read everything from the cache: no audio (and no librosa) needed.
     shutil.rmtree(data)
@@ -191,9 +199,9 @@ def test_no_step_sees_the_scored_fold_except_scoring(monkeypatch):
     d = dict(X=X, Y=np.eye(2, dtype=int)[np.arange(n) % 2], classes=["a", "b"], folds=folds, filenames=names,
              strong=strong, hop_s=0.016, offset_s=0.008, duration=0.096)
     monkeypatch.setattr(mod, "make_tagger", lambda system, seed, args: _SpyTagger(system=system))
-    def fake_evaluate(tagger, scores, clip, d, te, ref, names, psds=True):  # the scoring step: detect_events
+    def fake_evaluate(tagger, scores, clip, d, te, ref, names, psds=True, bootstrap=0, random_state=0):  # scoring: detect_events
         est = tagger.detect_events(d["X"][te], filenames=names, clip_duration=d["duration"])
-        return SimpleNamespace(eer=np.zeros(2), psds1=0.5, psds2=0.5, events=est)
+        return SimpleNamespace(eer=np.zeros(2), psds1=0.5, psds2=0.5, events=est, resamples={})
 
     monkeypatch.setattr(mod, "_evaluate", fake_evaluate)
     monkeypatch.setattr(mod, "_events_row", lambda report: {"event_f1": 0.0})

@@ -247,6 +247,22 @@ def test_bootstrap_intervals_bracket_the_point_values_and_follow_their_confidenc
     assert again.intervals == r95.intervals  # seeded
 
 
+def test_bootstrap_resamples_are_paired_across_systems_on_the_same_clips():
+    frames, proba, tags, ref, names = _many_clips()
+    kw = dict(classes=["dog", "cat"], postprocessor=EventPostprocessor(["dog", "cat"]), timing=TIMING,
+              reference=ref, filenames=names, psds=False, bootstrap=300, random_state=2)
+    a = evaluate_scores(frames, proba, tags, **kw)
+    assert set(a.resamples) == set(a.intervals) and all(len(v) == 300 for v in a.resamples.values())
+    lo, hi = np.percentile(a.resamples["event_f1"], [2.5, 97.5])
+    assert (lo, hi) == pytest.approx(a.intervals["event_f1"])
+    # a second system: the same clips, its frame scores flattened (no events at all)
+    b = evaluate_scores([f * 0.1 for f in frames], proba, tags, **kw)
+    diff = a.resamples["segment_f1"] - np.nan_to_num(b.resamples["segment_f1"])
+    assert np.all(diff > 0)  # paired draw by draw: a finds the events in every resample, b none
+    # the same draws: the clip-tag EER of two systems with the same clip probabilities agrees per draw
+    np.testing.assert_array_equal(a.resamples["eer_macro"], b.resamples["eer_macro"])
+
+
 def test_bootstrap_resampled_counts_are_those_of_the_metrics_on_the_resampled_clips():
     """One resample by hand: clips repeated under new names, scored by skattloc.metrics."""
     from skattloc.evaluation import _clip_counts, _resampled_f1

@@ -48,7 +48,7 @@ def test_docstring_lists_every_parameter_from_the_table():
     for p in PARAMETERS.values():
         assert "    " + p.type_line() + "\n" in doc, p.name
         assert textwrap.dedent(p.doc).strip().split("\n")[0] in doc
-    assert 'pooling : {"att_loc", "att", "mean", "linear_softmax", "auto"}, default="att_loc"' in doc
+    assert 'pooling : {"att_loc", "att", "mean", "linear_softmax", "auto", "loc"}, default="att_loc"' in doc
 
 
 def test_paper_config_resume_and_legacy_values_come_from_the_table():

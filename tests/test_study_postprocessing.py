@@ -79,3 +79,50 @@ def test_saved_models_are_screened_and_rescored_without_a_refit(tmp_path):
     text = page.read_text()
     assert text.startswith("# Screening\n\nkept text") and text.count("<!-- postprocessing-study:start -->") == 1
     assert "| thr0.5 | threshold_scale=0.5 |" in text and "| default | 1 |" in text
+
+
+def test_benchmark_labels_runs_a_named_config_and_a_source_disjoint_validation_fold(tmp_path):
+    cache = tmp_path / "feats.npz"
+    _cache(cache)
+    small = ["--param", "conv_channels=[4, 4, 8, 8, 8, 8, 8]", "--param", "rnn_hidden=8", "--param", "rnn_layers=1",
+             "--param", "batch_size=8", "--clip-duration", "1.0", "--max-epochs", "2"]
+    res = tmp_path / "desed.jsonl"
+    _run("benchmark_labels.py", ["--features-cache", str(cache), "--results", str(res), "--config", "desed",
+                                 "--jobs", "timed:0:0", *small])
+    row = json.loads(res.read_text())
+    assert row["config"] == "desed" and row["val_fold"] is None and row["max_epochs"] == 2
+    assert 0 <= row["eer"] <= 1
+    res = tmp_path / "valfold.jsonl"
+    _run("benchmark_labels.py", ["--features-cache", str(cache), "--results", str(res), "--val-fold", "1",
+                                 "--jobs", "timed:0:0", *TINY])
+    row = json.loads(res.read_text())
+    # 48 clips in 4 folds: folds 2-3 train (24 clips), fold 1 validates, fold 4 is scored
+    assert row["val_fold"] == 1 and sum(row["label_counts"].values()) == 24
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "benchmark_labels.py"), "--features-cache", str(cache),
+                           "--results", str(tmp_path / "x.jsonl"), "--val-fold", "4", "--jobs", "timed:0:0"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode != 0 and "must be a training fold" in proc.stderr
+
+
+def test_compare_systems_pairs_the_bootstrap_draws_of_every_model(tmp_path):
+    cache, models = tmp_path / "feats.npz", tmp_path / "models"
+    _cache(cache)
+    for name, extra in (("a", []), ("b", ["--param", 'pooling="mean"'])):
+        _run("benchmark_labels.py", ["--features-cache", str(cache), "--results", str(tmp_path / f"{name}.jsonl"),
+                                     "--save-models", str(models / name), "--jobs", "timed:0:0,timed:0:1", *TINY, *extra])
+    page, out = tmp_path / "bench.md", tmp_path / "cmp.json"
+    page.write_text("# Benchmarks\n\nkept\n")
+    args = ["--features-cache", str(cache), "--system", f"a={models / 'a'}/*.skattloc", "--system",
+            f"b={models / 'b'}/*.skattloc", "--bootstrap", "40", "--clip-duration", "1.0", "--out-json", str(out),
+            "--out-md", str(page)]
+    _run("compare_systems.py", args)
+    res = json.loads(out.read_text())["systems"]
+    assert list(res) == ["a", "b"] and res["a"]["n_models"] == 2 and "diff_to_first" in res["b"]
+    eer = res["a"]["metrics"]["eer_macro"]
+    assert len(eer["seeds"]) == 2 and eer["mean"] == np.mean(eer["seeds"])
+    lo, hi = eer["ci"]
+    assert 0 <= lo <= hi <= 1
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nkept") and "| a | 2 |" in text and "Paired difference to `a`" in text
+    _run("compare_systems.py", args)  # the block is replaced, not repeated
+    assert page.read_text().count("<!-- system-comparison:start -->") == 1
