@@ -22,7 +22,8 @@ Typical use (fold 4, models trained on folds 1-3)::
         --system "mean=out/models/cmp_mean/*.skattloc" --system "paper=out/models/cmp_paper/*.skattloc" \\
         --bootstrap 1000 --out-json docs/comparison.json --out-md docs/benchmarks.md
 
-The markdown block goes between ``<!-- system-comparison:start -->`` and ``...:end -->``.
+The markdown block goes between ``<!-- system-comparison:start -->`` and ``...:end -->``
+(``--block NAME`` for another). A system may list several globs, comma-separated.
 """
 from __future__ import annotations
 
@@ -41,7 +42,6 @@ import benchmark_labels as bl  # noqa: E402  (load_data, replace_marked_block; t
 
 METRICS = ("eer_macro", "event_f1", "event_f1_macro", "segment_f1", "psds1", "psds2")
 LOWER_IS_BETTER = {"eer_macro"}
-BLOCK_START, BLOCK_END = "<!-- system-comparison:start -->", "<!-- system-comparison:end -->"
 
 
 def _fold_of(path):
@@ -113,13 +113,19 @@ def _fmt_ci(e):
     return f"{e['mean']:.3f} ± {e['sd']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def markdown(summary, bootstrap, fold, commands):
+def markdown(summary, bootstrap, fold, commands, title=None):
     names = list(summary)
     tags = list(next(iter(summary.values()))["per_tag"])
-    lines = [f"### Systems side by side on fold {fold} (issue 19)", "",
-             f"Written by `examples/compare_systems.py`. Each system: its models of seeds 0-2, trained on the other "
-             f"folds with the same protocol (the fit's own 10 % validation split sets early stopping and the weak "
-             f"event calibration; nothing is chosen on fold {fold}). Cells: mean ± sd over the seeds (ddof 1) "
+    n_seeds = sorted({r["n_models"] for r in summary.values()})
+    if fold == 4:
+        protocol = (f"trained on folds 1-3 with the same protocol (the fit's own 10 % validation split sets early "
+                    f"stopping and the weak event calibration; nothing is chosen on fold 4)")
+    else:
+        protocol = (f"trained on the other inner folds, fold 4 never read: a screening split, where a choice "
+                    f"is made, so these figures are not a test result")
+    lines = [f"### {title or f'Systems side by side on fold {fold}'}", "",
+             f"Written by `examples/compare_systems.py`. Each system: {' or '.join(map(str, n_seeds))} models (one per "
+             f"seed), {protocol}. Cells: mean ± sd over the seeds (ddof 1) "
              f"[95 % interval of the seed mean over {bootstrap} bootstrap resamples of the clips; PSDS: "
              f"sed_scores_eval's leave-a-fifth-out subsets]. Event F1 against the merged reference; the headline.",
              "", "| system | models | epochs | macro EER | event F1 (micro) | event F1 (macro) | segment F1 | PSDS1 | PSDS2 |",
@@ -153,12 +159,13 @@ def markdown(summary, bootstrap, fold, commands):
 
 
 def parse_system(text):
+    """``NAME=GLOB[,GLOB...]`` -> (name, the sorted model files)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=GLOB, got {text!r}")
-    name, pattern = text.split("=", 1)
-    paths = sorted(glob.glob(pattern))
+    name, patterns = text.split("=", 1)
+    paths = sorted({p for pattern in patterns.split(",") for p in glob.glob(pattern)})
     if not paths:
-        raise argparse.ArgumentTypeError(f"{name}: no model file matches {pattern!r}")
+        raise argparse.ArgumentTypeError(f"{name}: no model file matches {patterns!r}")
     return name, paths
 
 
@@ -172,6 +179,9 @@ def main(argv=None):
     p.add_argument("--clip-duration", type=float, default=bl.CLIP_S, help="clip length in seconds (domestic-mix: 4)")
     p.add_argument("--out-json")
     p.add_argument("--out-md", help="a page whose marked block gets the tables (appended if it has none)")
+    p.add_argument("--block", default="system-comparison",
+                   help="name of the page's marked block (<!-- NAME:start --> ... <!-- NAME:end -->)")
+    p.add_argument("--title", help="the block's heading (default: Systems side by side on fold F)")
     p.add_argument("--command", action="append", default=[],
                    help="a command line that made the models, for the page's Reproduce block (repeatable)")
     args = p.parse_args(argv)
@@ -204,7 +214,8 @@ def main(argv=None):
     if args.out_md:
         fold = next(iter(systems.values()))[0]["fold"]
         commands = args.command or [" ".join(["python", "examples/compare_systems.py", *(argv or sys.argv[1:])])]
-        bl.replace_marked_block(args.out_md, BLOCK_START, BLOCK_END, markdown(summary, args.bootstrap, fold, commands))
+        bl.replace_marked_block(args.out_md, f"<!-- {args.block}:start -->", f"<!-- {args.block}:end -->",
+                                markdown(summary, args.bootstrap, fold, commands, args.title))
         print(f"wrote {args.out_md}")
 
 

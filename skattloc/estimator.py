@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import _checks
 from . import params as _params
 from .params import DESED_CONFIG, EARLY_STOPPING_METRICS, LOCALIZATIONS, PAPER_CONFIG  # noqa: F401  (public names of this module)
-from .supervision import TIMED, UNLABELED, parse_supervision, split_by_kind
+from .supervision import TIMED, UNLABELED, check_groups, parse_supervision, split_by_groups, split_by_kind
 from .tags import decode_tags, encode_tags, tagger_sklearn_tags
 from .timing import as_frame_timing, common_timing, frame_timing_of, known_timing
 
@@ -210,7 +210,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             delattr(self, name)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, *, X_val=None, y_val=None, events=None, filenames=None):
+    def fit(self, X, y, *, X_val=None, y_val=None, events=None, filenames=None, groups=None):
         """Train on clips with clip-level tags, event times on some clips, and unlabeled clips.
 
         Parameters
@@ -242,6 +242,15 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             timed clips separately, and event settings are then tuned on their times.
         filenames : sequence of str, optional
             The name of each clip of ``X``, when ``events`` names clips by file name.
+        groups : array-like of shape (n_clips,), optional
+            The recording (or source, speaker, session) each clip comes from, as for
+            scikit-learn's ``GroupShuffleSplit``. The ``validation_fraction`` split then
+            holds out whole groups, so that no recording is on both sides and the
+            validation scores, early stopping and the event calibration are not set on
+            clips that share a recording with the training clips
+            (:func:`skattloc.supervision.split_by_groups`). Unlabeled clips of a validation
+            group do not train. Needs a validation split (``validation_fraction`` > 0, no
+            ``X_val``).
 
         Returns
         -------
@@ -295,6 +304,15 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         if (X_val is None) != (y_val is None):
             raise ValueError("give X_val and y_val together (validation clips and their tags), or neither")
         fraction = self._validation_fraction(n)
+        if groups is not None:
+            groups = check_groups(groups, n)
+            if X_val is not None:
+                raise ValueError("groups picks the validation clips out of X, but X_val and y_val replace that split; "
+                                 "give one or the other")
+            if fraction == 0:
+                raise ValueError(f"groups picks the validation clips, but validation_fraction={self.validation_fraction!r} "
+                                 f"makes no validation split of these {n} clips: set validation_fraction > 0 (e.g. 0.1) "
+                                 f"or drop groups")
         if self.early_stopping is True and fraction == 0 and X_val is None:
             raise ValueError(
                 "early_stopping=True needs a validation split: set validation_fraction > 0, e.g. 0.1, "
@@ -309,9 +327,13 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
             seed = int(saved["seed"])
             _training.check_resume_request(resume_from, saved, self.random_state, self.max_epochs)
         # X_val replaces the random split; with timed or unlabeled clips each kind gives its share
-        split = _data.split_validation if sup.plain else split_by_kind
-        train_idx, val_idx = split(n if sup.plain else sup.kinds, 0.0 if X_val is not None else fraction,
-                                   np.random.RandomState(seed), self.validation_fraction)
+        if groups is not None:  # whole recordings on one side
+            train_idx, val_idx = split_by_groups(sup.kinds, groups, fraction, np.random.RandomState(seed),
+                                                 self.validation_fraction)
+        else:
+            split = _data.split_validation if sup.plain else split_by_kind
+            train_idx, val_idx = split(n if sup.plain else sup.kinds, 0.0 if X_val is not None else fraction,
+                                       np.random.RandomState(seed), self.validation_fraction)
         if self.consistency_weight == 0:  # no mean teacher: unlabeled clips have nothing to teach
             train_idx = train_idx[sup.kinds[train_idx] != UNLABELED]
         timed = [sup.frames[i] for i in train_idx]
@@ -326,7 +348,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                 model.set_input_stats(mean, scale)
             module = _training.train_network(self, model, (X_train, Yb[train_idx]), val, seed, Yb,
                                              resume_from, saved if resume_from is not None else None,
-                                             frames=timed if any(f is not None for f in timed) else None)
+                                             frames=timed if any(f is not None for f in timed) else None, groups=groups)
         model = module.model.cpu().float().eval()  # float32 whatever the training precision ("bf16-true", "64-true")
         self.model_ = model
         self.n_features_in_ = model.n_mels

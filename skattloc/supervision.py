@@ -24,7 +24,7 @@ import numpy as np
 from . import _checks
 from .events import events_to_frames, read_events_tsv
 
-__all__ = ["KINDS", "Supervision", "parse_supervision", "split_by_kind"]
+__all__ = ["KINDS", "Supervision", "parse_supervision", "split_by_groups", "split_by_kind"]
 
 #: Clip kinds, by code: 0 tagged, 1 timed, 2 unlabeled.
 KINDS = ("tagged", "timed", "unlabeled")
@@ -230,3 +230,62 @@ def split_by_kind(kinds: np.ndarray, fraction: float, rng: np.random.RandomState
             f"{labelled} labelled clips: give more labelled clips, or set validation_fraction=0"
         )
     return np.sort(np.concatenate(train)), val_idx
+
+
+def check_groups(groups, n_clips: int) -> np.ndarray:
+    """``groups`` as a 1-D array of ``n_clips`` labels, or ValueError naming the problem."""
+    g = np.asarray(groups)
+    if g.ndim != 1 or len(g) != n_clips:
+        raise ValueError(f"groups must give one label per clip of X ({n_clips}), got shape {g.shape}")
+    if g.dtype.kind == "f" and not np.isfinite(g).all():
+        raise ValueError("groups holds NaN or Inf; give every clip the label of its recording (or source)")
+    if g.dtype.kind == "O" and any(v is None for v in g):
+        raise ValueError("groups holds None; give every clip the label of its recording (or source)")
+    return g
+
+
+def split_by_groups(kinds: np.ndarray, groups: np.ndarray, fraction: float, rng: np.random.RandomState,
+                    requested=None):
+    """``(train_idx, val_idx)``: whole groups held out until they hold ``fraction`` of the
+    labelled clips, so that no group (a recording, a speaker, a source) is on both sides.
+
+    The groups of the labelled clips are taken in a random order, each whole, until the
+    validation clips reach ``round(fraction * n_labelled)``; the last group taken can make
+    the share larger. Unlabeled clips of a validation group are left out of training too
+    (they would share its recording); the others train. ``kinds`` as
+    :func:`split_by_kind`; with timed clips the shares of the kinds follow the groups.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skattloc.supervision import TAGGED, split_by_groups
+    >>> kinds = np.full(8, TAGGED)
+    >>> groups = np.array(["a", "a", "b", "b", "c", "c", "d", "d"])
+    >>> train, val = split_by_groups(kinds, groups, 0.25, np.random.RandomState(0))
+    >>> len(val), len(set(groups[val]) & set(groups[train]))
+    (2, 0)
+    """
+    labelled = np.flatnonzero(kinds != UNLABELED)
+    names = fraction if requested is None else requested
+    uniq = np.unique(groups[labelled])
+    if len(uniq) < 2:
+        raise ValueError(f"groups gives the labelled clips {len(uniq)} group(s); a validation split by groups needs "
+                         f"at least 2 (one to train on, one to validate), or drop groups")
+    target = int(round(fraction * len(labelled)))
+    if target < 1:
+        raise ValueError(f"validation_fraction={names} of {len(labelled)} labelled clips is no validation clip: give "
+                         f"more clips, or set validation_fraction=0 and drop groups")
+    chosen, count = [], 0
+    sizes = {g: int(np.sum(groups[labelled] == g)) for g in uniq}
+    for g in uniq[rng.permutation(len(uniq))]:
+        if count >= target:
+            break
+        if count + sizes[g] >= len(labelled):  # never every labelled clip
+            continue
+        chosen.append(g)
+        count += sizes[g]
+    in_val = np.isin(groups, chosen)
+    val_idx = np.flatnonzero(in_val & (kinds != UNLABELED))
+    train_idx = np.flatnonzero(~in_val)
+    return train_idx, val_idx
+

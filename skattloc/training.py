@@ -331,7 +331,7 @@ class _InterruptWatch(Callback):
             self.interrupt = exception
 
 
-def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved=None, frames=None):
+def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved=None, frames=None, groups=None):
     """Train ``model`` as ``estimator``'s parameters say: the LightningModule, the loaders,
     checkpoints and resume, early stopping, the Trainer. Returns the trained module.
 
@@ -351,6 +351,8 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
     resume_from, saved : path and fingerprint of the checkpoint a resumed fit continues.
     frames : list of (ndarray (n_frames_i, n_classes) or None), optional
         Frame targets of the training clips with event times (:mod:`skattloc.supervision`).
+    groups : ndarray (n_clips,), optional
+        ``fit``'s groups, which decided the validation split (the resume fingerprint's).
 
     Returns
     -------
@@ -374,7 +376,7 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
     history = History()
     ckpt_callbacks, plugins, created_dir = [], [], False
     if estimator.checkpoint_dir is not None:
-        fingerprint = fit_fingerprint(estimator, seed, model.n_mels, estimator.classes_, Y, frames)
+        fingerprint = fit_fingerprint(estimator, seed, model.n_mels, estimator.classes_, Y, frames, groups)
         if resume_from is not None:
             check_resume(resume_from, saved, fingerprint)
         created_dir = not os.path.isdir(estimator.checkpoint_dir)
@@ -534,7 +536,7 @@ def resume_checkpoint(estimator):
     return None
 
 
-def fit_fingerprint(estimator, seed, n_features, classes, Y, frames=None) -> dict:
+def fit_fingerprint(estimator, seed, n_features, classes, Y, frames=None, groups=None) -> dict:
     """What a resumed fit must share with the interrupted one, as plain data.
 
     Examples
@@ -554,6 +556,8 @@ def fit_fingerprint(estimator, seed, n_features, classes, Y, frames=None) -> dic
             if f is not None:
                 digest.update(np.int64(i).tobytes() + np.ascontiguousarray(f, dtype=np.float32).tobytes())
         extra["frames_sha1"] = digest.hexdigest()
+    if groups is not None:  # they decided the validation split
+        extra["groups_sha1"] = hashlib.sha1("\x00".join(map(str, np.asarray(groups).tolist())).encode()).hexdigest()
     return {
         **extra,
         "seed": int(seed),
@@ -638,6 +642,8 @@ def check_resume(path, saved: dict, current: dict) -> None:
             diffs.append(what if key == "y_sha1" else f"{what}: {saved.get(key)!r} in the checkpoint, {current[key]!r} now")
     if saved.get("frames_sha1") != current.get("frames_sha1"):
         diffs.append("the event times (frame targets)")
+    if saved.get("groups_sha1") != current.get("groups_sha1"):
+        diffs.append("groups (which decide the validation split)")
     for key, value in current["params"].items():
         old = saved.get("params", {}).get(key, value)
         if old != value:
