@@ -52,4 +52,5 @@ def test_screening_jobs_read_no_unread_fold_and_stay_out_of_the_report(tmp_path,
     k20.report(str(res))
     text = (tmp_path / "kitchen20.md").read_text()
     assert "| gmm | 1 | 1 |" in text and "| default | 0 | – | not run |" in text
-    assert [r["job"] for r in json.loads((tmp_path / "kitchen20.json").read_text())] == ["gmm:1:0"]
+    assert [r["job"] for r in json.loads((tmp_path / "kitchen20.json").read_text())] == ["gmm:1:0", "default:3:0"]
+    assert "## Screening on inner folds" in text and "| default | dense_units=8, max_epochs=1, n_filters=8, rnn_hidden=8" in text
