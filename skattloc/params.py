@@ -701,7 +701,9 @@ PAPER_CONFIG = {p.name: p.paper for p in PARAMETERS.values() if p.paper is not _
 #: (DESED warms it up over 50 epochs), mixup on every batch (DESED: half of them), early
 #: stopping with ``patience`` epochs (DESED trains all 200 and keeps the best), and the
 #: features are the user's extractor (DESED: 128 mel bands, 2048-point FFT, hop 256 at
-#: 16 kHz). ``docs/benchmarks.md`` runs it beside the default recipe.
+#: 16 kHz). Smaller differences: the batch norm keeps torch's defaults (DESED: eps 1e-3,
+#: momentum 0.99), and the class softmax reads the GRU output before the dropout (DESED:
+#: after). ``docs/benchmarks.md`` runs it beside the default recipe.
 DESED_CONFIG = {
     **PAPER_CONFIG,
     "pooling": "loc", "loc_activation": "softmax", "loc_denominator": "loc", "loc_background": False,
