@@ -133,3 +133,26 @@ def test_onnx_second_export_keeps_the_frame_axis_dynamic(data, tmp_path):
     to_onnx(tagger, tmp_path / "first.onnx")
     path = to_onnx(tagger, tmp_path / "second.onnx", verify=True)
     check_onnx(ort, onnx, path, tagger)
+
+
+@pytest.mark.parametrize("conv_pool", ["avg", "max"])
+def test_a_desed_style_network_exports_and_matches(data, tmp_path, conv_pool):
+    """GLU, average (or -inf padded max) pooling, the loc pooling and no dense layer, exported."""
+    X, Y = data
+    kw = dict(TINY, frontend="conv2d", conv_blocks=3, conv_channels=(4, 4, 8), conv_activation="glu",
+              conv_pool=conv_pool, conv_dropout=0.5, time_pool=2, pooling="loc", dense_units=0,
+              loc_background=False)
+    tagger = AttLocTagger(**kw).fit(X, Y)
+    names = output_names(tagger)
+    assert "loc" in names and "att" not in names
+    loaded = torch.jit.load(str(to_torchscript(tagger, tmp_path / "t.pt")))
+    for x in inputs():
+        ref = reference(tagger.model_, x)
+        with torch.no_grad():
+            got = loaded(torch.from_numpy(x))
+        for name, value in zip(names, got):
+            np.testing.assert_allclose(value.numpy(), ref[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    onnx = pytest.importorskip("onnx")
+    check_onnx(ort, onnx, tagger.to_onnx(tmp_path / "t.onnx", verify=False), tagger)
