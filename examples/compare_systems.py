@@ -49,7 +49,20 @@ def _fold_of(path):
 
 
 def score_model(path, d, bootstrap, clip_s):
-    """The evaluation report of one saved model on its scored fold (the fold its name ends with)."""
+    """The scores of one saved model on its scored fold (the fold its name ends with),
+    cached beside the model in ``PATH.compare-B.json`` (B: the resamples); a cache older
+    than the model is recomputed."""
+    cache = Path(f"{path}.compare-{bootstrap}.json")
+    if cache.is_file() and cache.stat().st_mtime >= Path(path).stat().st_mtime:
+        row = json.loads(cache.read_text())
+        row["resamples"] = {k: np.asarray(v, dtype=np.float64) for k, v in row["resamples"].items()}
+        return row
+    row = _score_model(path, d, bootstrap, clip_s)
+    cache.write_text(json.dumps({**row, "resamples": {k: v.tolist() for k, v in row["resamples"].items()}}))
+    return row
+
+
+def _score_model(path, d, bootstrap, clip_s):
     from skattloc import AttLocTagger
     from skattloc.evaluation import evaluate_tagger
 

@@ -124,5 +124,7 @@ def test_compare_systems_pairs_the_bootstrap_draws_of_every_model(tmp_path):
     assert 0 <= lo <= hi <= 1
     text = page.read_text()
     assert text.startswith("# Benchmarks\n\nkept") and "| a | 2 |" in text and "Paired difference to `a`" in text
-    _run("compare_systems.py", args)  # the block is replaced, not repeated
+    assert len(list((models / "a").glob("*.compare-40.json"))) == 2  # each model's scores, cached
+    _run("compare_systems.py", args)  # from the caches; the block is replaced, not repeated
     assert page.read_text().count("<!-- system-comparison:start -->") == 1
+    assert json.loads(out.read_text())["systems"] == res  # the cached scores give the same tables
