@@ -504,12 +504,9 @@ def cv_interval(rows, resample_key, folds, confidence=0.95):
         if not arrs or len({len(a) for a in arrs}) != 1:
             return (float("nan"), float("nan"))
         per_fold.append(np.mean(arrs, axis=0))
-    draws = np.mean(per_fold, axis=0)
-    draws = draws[np.isfinite(draws)]
-    if not draws.size:
-        return (float("nan"), float("nan"))
-    tail = 100 * (1 - confidence) / 2
-    return (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
+    from skattloc.evaluation import percentile_interval
+
+    return percentile_interval(np.mean(per_fold, axis=0), confidence)
 
 
 FULL_FIT_START, FULL_FIT_END = "<!-- full-fit:start -->", "<!-- full-fit:end -->"

@@ -39,9 +39,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_labels as bl  # noqa: E402  (load_data, replace_marked_block; the repository on sys.path)
+from skattloc.evaluation import percentile_interval  # noqa: E402  (after benchmark_labels: the repository on sys.path)
 
 METRICS = ("eer_macro", "event_f1", "event_f1_macro", "segment_f1", "psds1", "psds2")
-LOWER_IS_BETTER = {"eer_macro"}
 
 
 def _fold_of(path):
@@ -91,11 +91,6 @@ def _score_model(path, d, bootstrap, clip_s):
             "point": point, "per_tag": per_tag, "resamples": {k: report.resamples[k] for k in METRICS if k in report.resamples}}
 
 
-def _interval(values):
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) if v.size else (float("nan"), float("nan"))
-
 
 def summarize(systems):
     """Per system: seed mean ± sd, the seed mean's interval, and the paired difference to the first."""
@@ -111,12 +106,12 @@ def summarize(systems):
                      "seeds": vals.tolist()}
             if all(k in m["resamples"] for m in models):
                 means[k] = np.mean([m["resamples"][k] for m in models], axis=0)
-                entry["ci"] = _interval(means[k])
+                entry["ci"] = percentile_interval(means[k])
             row["metrics"][k] = entry
         if first is None:
             first = means
         else:
-            row["diff_to_first"] = {k: {"ci": _interval(means[k] - first[k])} for k in means if k in first}
+            row["diff_to_first"] = {k: {"ci": percentile_interval(means[k] - first[k])} for k in means if k in first}
         out[name] = row
     return out
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _checks
 
-__all__ = ["EvaluationReport", "evaluate_scores", "evaluate_tagger"]
+__all__ = ["EvaluationReport", "evaluate_scores", "evaluate_tagger", "percentile_interval"]
 
 #: The scoring conventions of the report (DCASE task 4 practice); each is a keyword of
 #: :func:`evaluate_tagger`.
@@ -433,7 +433,7 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
     )
     if bootstrap:
         report.resamples["eer_macro"] = np.array([_macro_eer(Y[d], proba[d]) for d in draws])
-        report.intervals["eer_macro"] = _interval(report.resamples["eer_macro"], confidence)
+        report.intervals["eer_macro"] = percentile_interval(report.resamples["eer_macro"], confidence)
     if reference is None:
         report.notes.append("no event times (strong labels): EER only; give event times for the segment- and "
                             "event-based metrics, intersection F1 and PSDS")
@@ -460,7 +460,7 @@ def evaluate_scores(frame_scores, clip_proba, y=None, *, classes, postprocessor,
         counts = _clip_counts(merged, est, classes, names, durations, settings)
         for key, values in _resampled_f1(counts, draws).items():
             report.resamples[key] = np.asarray(values, dtype=np.float64)
-            report.intervals[key] = _interval(values, confidence)
+            report.intervals[key] = percentile_interval(values, confidence)
     _bootstrap_note(report)
     return report
 
@@ -473,9 +473,23 @@ def _macro_eer(Y, proba) -> float:
         return float(equal_error_rate(Y, proba, average="macro"))
 
 
-def _interval(values, confidence):
+def percentile_interval(values, confidence=0.95):
     """``(low, high)``: the central ``confidence`` percentile interval of the finite values
-    (NaN, NaN when none is finite)."""
+    (NaN, NaN when none is finite), as :attr:`EvaluationReport.intervals` holds them.
+
+    Parameters
+    ----------
+    values : array-like of float
+        Resampled values of a metric, e.g. ``report.resamples["event_f1"]``, or the
+        difference of two systems' paired resamples.
+    confidence : float in (0, 1), default=0.95
+
+    Examples
+    --------
+    >>> from skattloc.evaluation import percentile_interval
+    >>> percentile_interval([0.2, 0.4, float("nan"), 0.6, 0.8, 1.0], 0.5)
+    (0.4, 0.8)
+    """
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if not v.size:
@@ -611,7 +625,7 @@ def _sed_scores_metrics(report, reference, est, frame_scores, proba, postprocess
                     values = sed_scores.psds_bootstrap(reference, sub, tagged, names, durations, scenario=k,
                                                        timing=timing, n_iterations=max(1, -(-bootstrap // 5)))
                     report.resamples[f"psds{k}"] = np.asarray(values, dtype=np.float64)
-                    report.intervals[f"psds{k}"] = _interval(values, report.settings["confidence"])
+                    report.intervals[f"psds{k}"] = percentile_interval(values, report.settings["confidence"])
     left = [c for c in report.classes if c not in tagged]
     report.notes.append(
         f"intersection F1: DTC {report.settings['dtc_threshold']:g}, GTC {report.settings['gtc_threshold']:g}"
