@@ -151,7 +151,7 @@ class ConvBlocks(nn.Module):
         # GLU's linear map over the channels, a 1x1 convolution (None for ReLU).
         self.gates = nn.ModuleList() if activation == "glu" else None
         self.pools = []  # (time, freq) pooling factor of each block
-        self.activation, self.pool = activation, pool
+        self.pool = pool
         self.drop = nn.Dropout(dropout) if dropout > 0 else None
         c_in, bands = 1, n_mels
         n_time = max(0, int(time_pool).bit_length() - 1)
@@ -218,8 +218,7 @@ class ConvBlocks(nn.Module):
             if tp > 1 or fp > 1:
                 y = self._pool(y, m, tp, fp)
             if m is not None and tp > 1:
-                m = m[:, :, ::tp]
-                y = y * m
+                m = m[:, :, ::tp]  # every pooling gives 0 to a window wholly past a clip's end
         b, c, t, f = y.shape
         return y.permute(0, 2, 1, 3).reshape(b, t, c * f)
 
