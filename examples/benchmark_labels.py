@@ -80,6 +80,14 @@ def load_data(path, cache):
     return d
 
 
+def recalibrate_weak(tagger, X, y):
+    """Redo the weak event calibration of ``tagger`` from the clip tags ``y`` of ``X`` (its
+    own validation clips), quietly: a tag absent from them keeps its defaults."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tagger.tune_events(X, y)
+
+
 def score(tagger, d, te, val_X, val_Y, timed_tuned):
     """Fold-4 metrics of a fitted tagger, with its own event settings and (for timed runs)
     with weak-only settings recalibrated on its validation clips' tags."""
@@ -110,9 +118,7 @@ def score(tagger, d, te, val_X, val_Y, timed_tuned):
     row["psds2"] = float(psds(merged, list(scores), classes, names, durations, 2, timing=tagger.frame_timing_))
     row["event_settings_source"] = tagger.event_settings_["source"]
     if timed_tuned:  # the same model with weak-only event settings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tagger.tune_events(val_X, val_Y)
+        recalibrate_weak(tagger, val_X, val_Y)
         events_block("weak_")
     return row
 
@@ -182,9 +188,7 @@ def run_job(job, d, results, max_epochs=None, scored_fold=FOLD_SCORED, unread=()
         tagger = AttLocTagger.load(path)
         val = tagger.validation_indices_
         labelled_val = [i for i in val if y[i] is not None]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tagger.tune_events(X[labelled_val], [y[i] for i in labelled_val])
+        recalibrate_weak(tagger, X[labelled_val], [y[i] for i in labelled_val])
         row = {"job": job, "rescored_from": str(path), "weak_threshold_scale": THRESHOLD_SCALE,
                **score(tagger, d, te, None, None, False)}
         with open(results, "a") as f:

@@ -32,7 +32,6 @@ import glob
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +73,7 @@ def _score_model(path, d, bootstrap, clip_s):
     val = np.asarray(tagger.validation_indices_, dtype=int)
     recalibrated = len(val) > 0
     if recalibrated:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tagger.tune_events(d["X"][tr[val]], d["Y"][tr[val]])
+        bl.recalibrate_weak(tagger, d["X"][tr[val]], d["Y"][tr[val]])
     names = [d["filenames"][i] for i in te]
     keep = set(names)
     ref = [e for e in d["strong"] if e[0] in keep]
