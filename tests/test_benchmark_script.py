@@ -96,11 +96,15 @@ def test_one_fold_from_audio_writes_cache_results_report_and_plot(tmp_path):
     assert "| default | weak only" in text and "| default | strong, 180 validation clips" in text
     assert "## Uncertainty: seeds, folds and clips" in text and "| default | event F1 (micro) |" in text
     assert "event F1 macro (weak)" in text and "event F1 raw" in text
+    # att_loc against default, draw by draw on the same clips (gmm has no localization: not listed)
+    assert "Paired differences to `default`" in text and "| att_loc | macro EER |" in text
+    assert "| gmm | macro EER |" not in text.split("Paired differences to `default`", 1)[1].split("##", 1)[0]
     assert "The default recipe on all 32 clips, timing run cut to 1 epochs" in text  # --max-epochs 1: a projection
     assert "not a measured full fit" in text
     assert png.stat().st_size > 10_000 and "](images/clip.png)" in text
     res = json.loads(js.read_text())
     assert set(res["summary"]) == {"default", "att_loc", "gmm"} and res["folds"] == [1]
+    assert res["paired_to_default"]["att_loc"]["eer"]["pairs"] == 1
     lo, hi = res["spread"]["default"]["weak.event_f1_merged"]["interval_95"]
     assert lo <= res["summary"]["default"]["weak.event_f1_merged"]["0"] <= hi or not np.isfinite(lo)
 
@@ -220,3 +224,25 @@ def test_no_step_sees_the_scored_fold_except_scoring(monkeypatch):
     tune = [c for c in _SpyTagger.calls if c[0] == "tune_events"][0]
     assert {e[0] for e in tune[3]} <= {names[i] for i in train_sorted[[0, 1]]}  # their strong labels only
     assert ids["frame_outputs"] == scored and ids["detect_events"] == scored
+
+
+def test_paired_cv_difference_pairs_draws_by_fold_and_seed():
+    mod = _load_module()
+
+    def row(fold, seed, value, draws):
+        return {"fold": fold, "seed": seed, "eer": [value], "resamples": {"eer_macro": draws}}
+
+    # default: 0.20 on both folds; the other system 0.05 lower, with draws that move together
+    base = [row(1, 0, 0.20, [0.18, 0.20, 0.22]), row(2, 0, 0.20, [0.19, 0.20, 0.21])]
+    other = [row(1, 0, 0.15, [0.13, 0.15, 0.17]), row(2, 0, 0.15, [0.14, 0.15, 0.16]),
+             row(2, 1, 0.99, [0.99, 0.99, 0.99])]  # seed 1 has no default job: not paired
+    diff, lo, hi, n = mod.paired_cv_difference(other, base, "eer", "eer_macro", [1, 2])
+    assert diff == pytest.approx(-0.05) and n == 2
+    # paired draw by draw the difference is constant; unpaired it would span about 0.1
+    assert lo == pytest.approx(-0.05) and hi == pytest.approx(-0.05)
+    # a fold the default never ran: no difference
+    assert mod.paired_cv_difference(other, base[:1], "eer", "eer_macro", [1, 2])[3] == 0
+    # jobs without draws: the difference, no interval
+    bare = [{k: v for k, v in r.items() if k != "resamples"} for r in other]
+    d2, lo2, hi2, _ = mod.paired_cv_difference(bare, base, "eer", "eer_macro", [1, 2])
+    assert d2 == pytest.approx(-0.05) and np.isnan(lo2) and np.isnan(hi2)
