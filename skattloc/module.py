@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import copy
-import warnings
 from typing import Optional
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torchmetrics import Metric
-from torchmetrics.classification import BinaryAUROC, BinaryAveragePrecision, MultilabelAUROC, MultilabelAveragePrecision
 from torchmetrics.utilities import dim_zero_cat
 
 from .augment import filter_augment, mixup, power_mix, spec_augment, time_shift  # noqa: F401 (re-exported)
@@ -34,17 +32,20 @@ def _localize_output(out):
     return out.frame if out.att is None else out.att.unsqueeze(-1) * out.frame
 
 
-class MacroEER(Metric):
-    """Macro equal error rate (DCASE 2016 Task 4, :func:`skattloc.metrics.equal_error_rate`)
-    of a whole validation set, as a torchmetrics ``Metric``.
+class _MacroClipMetric(Metric):
+    """A macro average over classes of a clip-level metric of a whole validation set, as a
+    torchmetrics ``Metric`` (scores and targets of shape ``(n_clips, n_classes)``).
 
     Logged like the other validation metrics, it is computed (and, under DDP, gathered over
     ranks) before the epoch-end callbacks run, so early stopping and the best-epoch weights
-    see this epoch's value. Classes with no positive or no negative clip are left out; with
-    none left, or non-finite scores (a diverged network), the value is 1.0 or NaN.
+    see this epoch's value. Classes with no positive or no negative clip in the validation
+    set are left out of the mean (a small validation split of many tags often lacks some),
+    without a warning per epoch; with none left the value is :attr:`worst`. Non-finite
+    scores (a diverged network) give NaN.
     """
 
     full_state_update = False
+    worst = float("nan")
 
     def __init__(self):
         super().__init__()
@@ -52,20 +53,56 @@ class MacroEER(Metric):
         self.add_state("targets", default=[], dist_reduce_fx="cat")
 
     def update(self, scores, targets):
-        self.scores.append(scores.detach().float())
-        self.targets.append(targets.detach().float())
+        self.scores.append(scores.detach().float().reshape(len(scores), -1))
+        self.targets.append(targets.detach().float().reshape(len(targets), -1))
+
+    def per_class(self, y, s):  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def compute(self):
-        from .metrics import equal_error_rate
-
         scores = dim_zero_cat(self.scores).cpu().numpy()
         targets = dim_zero_cat(self.targets).cpu().numpy().round()
         if not np.isfinite(scores).all():
             return torch.tensor(float("nan"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a class with no positive clip: NaN, left out
-            eer = equal_error_rate(targets, scores, average="macro")
-        return torch.tensor(float(eer) if np.isfinite(eer) else 1.0)
+        values = [self.per_class(targets[:, k], scores[:, k]) for k in range(targets.shape[1])
+                  if 0 < targets[:, k].sum() < len(targets)]
+        return torch.tensor(float(np.mean(values)) if values else self.worst)
+
+
+class MacroEER(_MacroClipMetric):
+    """Macro equal error rate (DCASE 2016 Task 4, :func:`skattloc.metrics.equal_error_rate`);
+    1.0 when no class has both positive and negative clips."""
+
+    worst = 1.0
+
+    def per_class(self, y, s):
+        from .metrics import equal_error_rate
+
+        return float(equal_error_rate(y, s, average="macro"))
+
+
+class MacroAUROC(_MacroClipMetric):
+    """Macro area under the ROC curve (``sklearn.metrics.roc_auc_score`` per class);
+    0.0 when no class has both positive and negative clips."""
+
+    worst = 0.0
+
+    def per_class(self, y, s):
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(y, s))
+
+
+class MacroAP(_MacroClipMetric):
+    """Macro average precision (``sklearn.metrics.average_precision_score`` per class);
+    0.0 when no class has both positive and negative clips."""
+
+    worst = 0.0
+
+    def per_class(self, y, s):
+        from sklearn.metrics import average_precision_score
+
+        return float(average_precision_score(y, s))
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -175,13 +212,8 @@ class AttLocModule(pl.LightningModule):
         if mean_teacher:  # a submodule: checkpointed with the student, so a resume continues it
             self.teacher = copy.deepcopy(model)
             self.teacher.requires_grad_(False)
-        n = model.n_classes
-        if n > 1:
-            self.val_auroc = MultilabelAUROC(num_labels=n, average="macro")
-            self.val_map = MultilabelAveragePrecision(num_labels=n, average="macro")
-        else:  # torchmetrics' multilabel metrics need at least 2 labels
-            self.val_auroc = BinaryAUROC()
-            self.val_map = BinaryAveragePrecision()
+        self.val_auroc = MacroAUROC()
+        self.val_map = MacroAP()
         self.register_buffer("_nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
         self.val_eer = MacroEER()
         # Per-epoch metrics (filled by the estimator's history callback). Part of the
@@ -302,14 +334,12 @@ class AttLocModule(pl.LightningModule):
         x, lengths, y = batch
         out = self.model(x, lengths)
         self.log("val_loss", clip_bce(out.clip, y), on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
-        p, t = out.clip.float(), y.long()
-        if self.model.n_classes == 1:
-            p, t = p.squeeze(-1), t.squeeze(-1)
+        p, t = out.clip.float(), y
         self.val_auroc.update(p, t)
         self.val_map.update(p, t)
         self.log("val_auroc", self.val_auroc, on_step=False, on_epoch=True)
         self.log("val_map", self.val_map, on_step=False, on_epoch=True)
-        self.val_eer.update(p.reshape(len(t), -1), t.reshape(len(t), -1))
+        self.val_eer.update(p, t)
         self.log("val_eer", self.val_eer, on_step=False, on_epoch=True)
 
     def configure_optimizers(self):
