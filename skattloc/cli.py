@@ -175,6 +175,10 @@ def _positive_int(text):
     return _number(text, "a positive integer", int, lambda v: v >= 1)
 
 
+def _batch_size(text):
+    return text if text == "auto" else _number(text, 'a positive integer or "auto"', int, lambda v: v >= 1)
+
+
 def _resamples(text):
     return _number(text, "a number of resamples >= 0", int, lambda v: v >= 0)
 
@@ -305,7 +309,8 @@ _FIT_OPTIONS = {
     ],
     "training": [
         ("--epochs", "max_epochs", dict(type=_positive_int, help="passes over the training data")),
-        ("--batch-size", "batch_size", dict(type=_positive_int, help="clips per step")),
+        ("--batch-size", "batch_size", dict(type=_batch_size, help="clips per step, or auto (100, fewer "
+                                            "for small data: at least 10 steps an epoch)")),
         ("--lr", "learning_rate", dict(type=float, help="Adam learning rate")),
         ("--validation-fraction", "validation_fraction", dict(
             type=_fraction, help="clips held out for validation, early stopping and the event calibration")),

@@ -55,6 +55,9 @@ _DOC = '''Weakly supervised audio tagger and event localizer (Xu et al., Intersp
     n_frames_train_ : int
         Frames of the longest training clip: the inference window with
         ``window_frames="auto"``.
+    batch_size_ : int
+        Clips per training step and per inference batch: ``batch_size``, with ``"auto"``
+        resolved for the training clips.
     model_ : skattloc.model.CGRNN
         The trained network, on the CPU, in eval mode. It holds the feature
         standardization learned in ``fit`` (``input_mean``/``input_scale`` buffers).
@@ -144,7 +147,7 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
         dropout=0.2,
         learning_rate=1e-3,
         weight_decay=0.0,
-        batch_size=100,
+        batch_size="auto",
         max_epochs=80,
         lr_schedule="constant",
         spec_augment=2,
@@ -336,6 +339,8 @@ class AttLocTagger(ClassifierMixin, BaseEstimator):
                                        np.random.RandomState(seed), self.validation_fraction)
         if self.consistency_weight == 0:  # no mean teacher: unlabeled clips have nothing to teach
             train_idx = train_idx[sup.kinds[train_idx] != UNLABELED]
+        self.batch_size_ = (_params.auto_batch_size(len(train_idx)) if self.batch_size == "auto"
+                            else int(self.batch_size))
         timed = [sup.frames[i] for i in train_idx]
         X_train = _data.subset(X, train_idx)  # X itself when there is no validation split
         val = (_data.subset(X, val_idx), Yb[val_idx]) if val_idx is not None else None if X_val is None else (X_val, Y_val)

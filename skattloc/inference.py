@@ -33,6 +33,15 @@ __all__ = ["FRAME_QUANTITIES", "forward", "frame_outputs", "frame_scores"]
 FRAME_QUANTITIES = ("frame", "paper", "weighted", "att_frame", "att", "loc")
 
 
+def inference_batch_size(tagger) -> int:
+    """Clips (or windows) per inference batch: the fitted ``batch_size_``; for a model
+    file written before it existed, ``batch_size`` (an int then)."""
+    fitted = getattr(tagger, "batch_size_", None)
+    if fitted is not None:
+        return int(fitted)
+    return int(tagger.batch_size) if tagger.batch_size != "auto" else 100
+
+
 def _device(accelerator) -> "torch.device":
     import torch
 
@@ -115,7 +124,7 @@ def forward(tagger, X, frames: Sequence[str] = ()) -> Tuple[np.ndarray, dict, ob
     all_lengths = _data.clip_lengths(X)
     long_idx = np.flatnonzero(all_lengths > window) if window else np.empty(0, dtype=np.int64)
     short_idx = np.setdiff1d(np.arange(n), long_idx)
-    loader = _data.inference_loader(_data.subset(X, short_idx), tagger.batch_size)  # X itself if none is long
+    loader = _data.inference_loader(_data.subset(X, short_idx), inference_batch_size(tagger))  # X itself if none is long
     order = short_idx[loader.batch_sampler.order]
     clip = np.empty((n, len(tagger.classes_)), dtype=np.float32)
     per_clip = {key: [None] * n for key in frames}
@@ -134,7 +143,7 @@ def forward(tagger, X, frames: Sequence[str] = ()) -> Tuple[np.ndarray, dict, ob
             for i in long_idx:
                 clip[i], stitched = _windowing.stitch_windows(
                     lambda x: _run_windows(model, x, device, frames),
-                    _windowing.clip_reader(X, i), int(all_lengths[i]), window, hop, tagger.batch_size,
+                    _windowing.clip_reader(X, i), int(all_lengths[i]), window, hop, inference_batch_size(tagger),
                 )
                 for key in frames:
                     per_clip[key][i] = stitched[key]

@@ -71,6 +71,9 @@ EARLY_STOPPING_METRICS = {"val_loss": "min", "val_eer": "min", "val_map": "max",
 GROUPS = ("network", "training", "inference", "lightning")
 #: ``validation_fraction="auto"``: this fraction, from this many clips on (else no split).
 AUTO_VALIDATION_FRACTION, AUTO_VALIDATION_MIN_CLIPS = 0.1, 100
+#: ``batch_size="auto"``: the paper's batch, made smaller when the training clips would give
+#: an epoch fewer than this many optimizer steps, but not below this many clips.
+AUTO_BATCH_SIZE, AUTO_BATCH_MIN_STEPS, AUTO_BATCH_MIN = 100, 10, 8
 
 _UNSET = object()
 
@@ -142,6 +145,33 @@ def _validation_fraction_rule(value, name):
     if isinstance(value, str) and value == "auto":
         return value
     return _checks.check_number(value, name, 0.0, 1.0, closed="[)", hint='or "auto"')
+
+
+def _batch_size_rule(value, name):
+    if isinstance(value, str) and value == "auto":
+        return value
+    return _checks.check_positive_int(value, name)
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The batch of ``batch_size="auto"`` for ``n_train`` training clips.
+
+    The paper's 100 clips (:data:`AUTO_BATCH_SIZE`) wherever that gives an epoch at least
+    :data:`AUTO_BATCH_MIN_STEPS` optimizer steps (1,000 clips and more: every
+    domestic-mix protocol), else ``ceil(n_train / AUTO_BATCH_MIN_STEPS)``, but at least
+    :data:`AUTO_BATCH_MIN` clips (or all of them). The epoch budget, the early-stopping
+    patience and the weight averaging were chosen for epochs of 10-20 steps; with 100-clip
+    batches a few hundred clips give 3 steps an epoch, and a fit can stop before it learns.
+
+    Examples
+    --------
+    >>> from skattloc.params import auto_batch_size
+    >>> auto_batch_size(1620), auto_batch_size(400), auto_batch_size(50), auto_batch_size(5)
+    (100, 40, 8, 5)
+    """
+    n_train = int(n_train)
+    by_steps = -(-n_train // AUTO_BATCH_MIN_STEPS)
+    return max(1, min(AUTO_BATCH_SIZE, max(by_steps, min(AUTO_BATCH_MIN, n_train))))
 
 
 def _conv_channels_rule(value, name):
@@ -356,9 +386,13 @@ _TABLE = [
         """,
     ),
     Param(
-        "batch_size", 100, "training", positive_int, kind="int", resume=True, paper=100,
+        "batch_size", "auto", "training", _batch_size_rule, kind='int or "auto"', resume=True, paper=100,
         doc="""
-        Clips per training step (the paper's value). Also the inference batch size.
+        Clips per training step; also the inference batch size. ``"auto"``: the paper's 100,
+        or fewer where the training clips (after the validation split) would give an epoch
+        fewer than 10 steps: ``ceil(n_train / 10)``, at least 8
+        (:func:`skattloc.params.auto_batch_size`). From 1,000 training clips on it is 100.
+        The value used is ``batch_size_``.
         """,
     ),
     Param(

@@ -370,9 +370,9 @@ def train_network(estimator, model, train, val, seed, Y, resume_from=None, saved
 
     keywords = [k for k in inspect.signature(AttLocModule.__init__).parameters if k not in ("self", "model", "mean_teacher")]
     module = AttLocModule(model, mean_teacher=mean_teacher, **{k: getattr(estimator, k) for k in keywords})
-    train_dl = _data.train_loader(*train, estimator.batch_size, seed, estimator.num_workers, frames=frames,
+    train_dl = _data.train_loader(*train, estimator.batch_size_, seed, estimator.num_workers, frames=frames,
                                   unlabeled_ratio=estimator.unlabeled_ratio if mean_teacher else 0.0)
-    val_dl = None if val is None else _data.train_loader(*val, estimator.batch_size, seed, 0, shuffle=False)
+    val_dl = None if val is None else _data.train_loader(*val, estimator.batch_size_, seed, 0, shuffle=False)
     history = History()
     ckpt_callbacks, plugins, created_dir = [], [], False
     if estimator.checkpoint_dir is not None:

@@ -244,3 +244,33 @@ def test_att_frame_localization_is_attention_times_frame_output():
     np.testing.assert_allclose(
         mean.localize(X[:5]), mean.set_params(localization="frame").localize(X[:5]), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("n_train, expected", [(5000, 100), (1000, 100), (999, 100), (990, 99), (400, 40),
+                                               (248, 25), (80, 8), (50, 8), (5, 5), (1, 1)])
+def test_auto_batch_size_gives_an_epoch_at_least_10_steps_up_to_the_papers_100(n_train, expected):
+    from skattloc.params import auto_batch_size
+
+    assert auto_batch_size(n_train) == expected
+
+
+def test_batch_size_auto_trains_exactly_as_the_batch_it_resolves_to():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 16, 8)).astype(np.float32)
+    Y = (rng.random((60, 2)) < 0.5).astype(int)
+    params = dict(SMALL, max_epochs=2, random_state=0)
+    params.pop("batch_size")
+    auto = AttLocTagger(**params).fit(X, Y)  # 60 clips: no split (under 100), ceil(60 / 10) = 6 -> at least 8
+    assert auto.batch_size == "auto" and auto.batch_size_ == 8
+    fixed = AttLocTagger(**params, batch_size=8).fit(X, Y)
+    assert fixed.batch_size_ == 8
+    np.testing.assert_array_equal(auto.predict_proba(X), fixed.predict_proba(X))
+    assert AttLocTagger(**params, batch_size=32).fit(X, Y).batch_size_ == 32  # an int is used as given
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "big", None])
+def test_bad_batch_sizes_are_refused_in_fit(bad):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10, 16, 8)).astype(np.float32)
+    with pytest.raises(ValueError, match="batch_size"):
+        AttLocTagger(batch_size=bad).fit(X, np.eye(2, dtype=int)[np.arange(10) % 2])
