@@ -37,6 +37,7 @@ def test_screening_jobs_read_no_unread_fold_and_stay_out_of_the_report(tmp_path,
     assert proc.returncode == 0, proc.stderr[-2000:]
     row = json.loads(res.read_text())
     assert row["unread"] == [4] and row["params"]["max_epochs"] == 1 and row["n_epochs"] == 1
+    assert row["batch_size"] == 8  # batch_size="auto" on folds 1-2 (20 clips): at least 8
     assert 0 <= row["accuracy"] <= 1
     proc = _run(["--features-cache", str(cache), "--results", str(res), "--jobs", "default:4:0", "--unread", "4", *tiny])
     assert proc.returncode != 0 and "--unread lists it" in proc.stderr
@@ -44,6 +45,11 @@ def test_screening_jobs_read_no_unread_fold_and_stay_out_of_the_report(tmp_path,
     assert proc.returncode != 0 and "at least 2 training folds" in proc.stderr
     proc = _run(["--features-cache", str(cache), "--results", str(res), "--jobs", "gmm:1:0"])
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # a cross-validation row of the default system run with other parameters: a row of its own
+    with open(res, "a") as fh:
+        fh.write(json.dumps({"job": "default:2:0", "system": "default", "fold": 2, "seed": 0, "fit_min": 1.0,
+                             "accuracy": 0.5, "eer": 0.2, "n_epochs": 3, "batch_size": 100,
+                             "params": {"batch_size": 100}}) + "\n")
     # the report (written under tmp_path, not docs/) leaves the screening row out
     sys.path.insert(0, str(SCRIPT.parent))
     import benchmark_kitchen20 as k20
@@ -51,6 +57,8 @@ def test_screening_jobs_read_no_unread_fold_and_stay_out_of_the_report(tmp_path,
     monkeypatch.setattr(k20, "DOCS", tmp_path)
     k20.report(str(res))
     text = (tmp_path / "kitchen20.md").read_text()
-    assert "| gmm | 1 | 1 |" in text and "| default | 0 | – | not run |" in text
-    assert [r["job"] for r in json.loads((tmp_path / "kitchen20.json").read_text())] == ["gmm:1:0", "default:3:0"]
+    assert "| gmm | 1 | 1 |" in text and "| default (batch_size=100) | 1 | 2 | 0.500 | 0.200 |" in text
+    assert "| default | 0 | – | not run |" in text and "| logreg | 0 | – | not run |" in text
+    assert [r["job"] for r in json.loads((tmp_path / "kitchen20.json").read_text())] == ["gmm:1:0", "default:2:0",
+                                                                                       "default:3:0"]
     assert "## Screening on inner folds" in text and "| default | dense_units=8, max_epochs=1, n_filters=8, rnn_hidden=8" in text
