@@ -437,7 +437,7 @@ _TABLE = [
         """,
     ),
     Param(
-        "power_mix", 0.0, "training", number(0, 1, hint="0 turns it off"), kind="float in [0, 1]", paper=0.0,
+        "power_mix", 0.0, "training", number(0, 1, hint="0 turns it off"), kind="float in [0, 1]", legacy=0.0, paper=0.0,
         doc="""
         Share of the training batches mixed as sound mixes instead of by mixup: each clip's
         mel power plus another clip's (at a random relative gain of up to +-6 dB), with the
@@ -446,7 +446,7 @@ _TABLE = [
         """,
     ),
     Param(
-        "time_shift", 0.0, "training", number(0, 1, "[)", hint="0 turns it off"), kind="float in [0, 1)", paper=0.0,
+        "time_shift", 0.0, "training", number(0, 1, "[)", hint="0 turns it off"), kind="float in [0, 1)", legacy=0.0, paper=0.0,
         doc="""
         Largest circular time shift of a training clip, as a share of its length
         (:func:`skattloc.augment.time_shift`); event times move with the clip. 0.0 is off.
@@ -454,7 +454,7 @@ _TABLE = [
     ),
     Param(
         "filter_augment", 0.0, "training", number(0, word="a finite number of dB", hint="0 turns it off"),
-        kind="float", paper=0.0,
+        kind="float", legacy=0.0, paper=0.0,
         doc="""
         FilterAugment (Nam et al., 2022): each training clip's mel axis is cut into 2 to 5
         random bands, each raised or lowered by a gain of up to this many dB

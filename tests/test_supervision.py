@@ -9,6 +9,7 @@ import torch
 
 from skattloc import AttLocTagger, LogMelExtractor, make_weak_events
 from skattloc.data import MixedBatchSampler, pad_collate, train_loader
+from skattloc.params import legacy_values
 from skattloc.supervision import TAGGED, TIMED, UNLABELED, parse_supervision, split_by_kind
 from skattloc.timing import FrameTiming
 
@@ -134,7 +135,8 @@ def test_without_unlabeled_clips_or_events_fit_is_unchanged():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the fixture was made
     try:
-        params = {k: v for k, v in info["params"].items() if k in AttLocTagger().get_params()}
+        # the release's parameters; those added since take their legacy values, as a loaded file does
+        params = {**legacy_values(), **{k: v for k, v in info["params"].items() if k in AttLocTagger().get_params()}}
         today = AttLocTagger(**params).fit(X2, Y2)
         other = AttLocTagger(**params, consistency_weight=5.0, frame_loss_weight=3.0, unlabeled_ratio=0.3).fit(X2, Y2)
     finally:
