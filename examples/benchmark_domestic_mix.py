@@ -33,8 +33,8 @@ Systems (``--systems``):
 - ``mean``, ``att``, ``att_loc``, ``linear_softmax``, ``auto``: the default recipe with only
   the pooling changed (``att_loc`` with the z_loc background slot, GRU input and the
   weighted-mean eq. 8, the variant screened);
-- ``augment``: the default recipe plus the augmentation screened in ``docs/screening.md``
-  (``time_shift=0.5``, ``filter_augment=6.0``);
+- ``no_augment``: the default recipe without the augmentation screened in ``docs/screening.md``
+  (``time_shift=0``, ``filter_augment=0``: the default before issue 19);
 - ``paper``: the paper's configuration (``skattloc.PAPER_CONFIG``: per-frame CNN, 3 biGRU
   layers of 128, ``att_loc``, Adam 1e-3, batch 100, 20 epochs), with the same 10 %
   validation split for event calibration;
@@ -107,8 +107,8 @@ _stub_missing_audio_libs()
 
 
 
-# the augmentation candidate of the issue-19 screening (docs/screening.md)
-AUGMENT_SCREENED = dict(time_shift=0.5, filter_augment=6.0)
+# the default before the issue-19 augmentation became part of it (docs/screening.md)
+NO_AUGMENT = dict(time_shift=0.0, filter_augment=0.0)
 ATT_LOC_SCREENED = dict(pooling="att_loc", loc_background=True, loc_input="rnn", loc_denominator="att_loc")
 SYSTEMS = {
     "default": {},
@@ -117,7 +117,7 @@ SYSTEMS = {
     "att_loc": ATT_LOC_SCREENED,
     "linear_softmax": dict(pooling="linear_softmax"),
     "auto": dict(pooling="auto"),
-    "augment": AUGMENT_SCREENED,
+    "no_augment": NO_AUGMENT,
     "paper": "PAPER",  # skattloc.PAPER_CONFIG + validation_fraction=0.1
     "desed": "DESED",  # skattloc.DESED_CONFIG
     "gmm": None,
@@ -129,7 +129,7 @@ DESCRIBE = {
     "att_loc": "default recipe, attention + localization (eq. 3-8) with the z_loc background slot, GRU input, weighted-mean eq. 8",
     "linear_softmax": "default recipe, linear-softmax pooling",
     "auto": "default recipe, auto-pool",
-    "augment": "default recipe + the screened augmentation (`time_shift=0.5, filter_augment=6.0`: circular time shift, FilterAugment)",
+    "no_augment": "the default recipe without its time shift and FilterAugment (`time_shift=0, filter_augment=0`: the default before issue 19)",
     "paper": "the paper's configuration (`skattloc.PAPER_CONFIG`, 20 epochs) + 10 % validation split for event calibration",
     "desed": "the DCASE task 4 (DESED) baseline CRNN from scratch (`skattloc.DESED_CONFIG`: 7 GLU conv blocks, 2 biGRU layers of 128, pooling `loc`)",
     "gmm": "DCASE 2016 Task 4 baseline: 14 MFCCs, 8-component GMM per tag vs background, mean frame LLR (tags only)",

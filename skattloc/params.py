@@ -446,14 +446,14 @@ _TABLE = [
         """,
     ),
     Param(
-        "time_shift", 0.0, "training", number(0, 1, "[)", hint="0 turns it off"), kind="float in [0, 1)", legacy=0.0, paper=0.0,
+        "time_shift", 0.5, "training", number(0, 1, "[)", hint="0 turns it off"), kind="float in [0, 1)", legacy=0.0, paper=0.0,
         doc="""
         Largest circular time shift of a training clip, as a share of its length
         (:func:`skattloc.augment.time_shift`); event times move with the clip. 0.0 is off.
         """,
     ),
     Param(
-        "filter_augment", 0.0, "training", number(0, word="a finite number of dB", hint="0 turns it off"),
+        "filter_augment", 6.0, "training", number(0, word="a finite number of dB", hint="0 turns it off"),
         kind="float", legacy=0.0, paper=0.0,
         doc="""
         FilterAugment (Nam et al., 2022): each training clip's mel axis is cut into 2 to 5
