@@ -140,9 +140,10 @@ def test_each_augmentation_trains_changes_the_model_and_leaves_inference_alone(o
     X = rng.normal(size=(40, 24, 16)).astype(np.float32)
     Y = (rng.random((40, 2)) < 0.5).astype(int)
     Y[0], Y[1] = 1, 0
-    base = AttLocTagger(**SMALL, max_epochs=2, validation_fraction=0, random_state=0).fit(X, Y)
-    aug = AttLocTagger(**SMALL, max_epochs=2, validation_fraction=0, random_state=0, **opts).fit(X, Y)
-    again = AttLocTagger(**SMALL, max_epochs=2, validation_fraction=0, random_state=0, **opts).fit(X, Y)
+    off = dict(power_mix=0.0, time_shift=0.0, filter_augment=0.0)  # the default has some on
+    base = AttLocTagger(**SMALL, **off, max_epochs=2, validation_fraction=0, random_state=0).fit(X, Y)
+    aug = AttLocTagger(**SMALL, **{**off, **opts}, max_epochs=2, validation_fraction=0, random_state=0).fit(X, Y)
+    again = AttLocTagger(**SMALL, **{**off, **opts}, max_epochs=2, validation_fraction=0, random_state=0).fit(X, Y)
     assert not np.array_equal(base.predict_proba(X), aug.predict_proba(X))
     np.testing.assert_array_equal(aug.predict_proba(X), again.predict_proba(X))  # reproducible
     np.testing.assert_array_equal(aug.predict_proba(X), aug.predict_proba(X))  # inference unaugmented
