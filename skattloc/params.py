@@ -162,6 +162,8 @@ def auto_batch_size(n_train: int) -> int:
     :data:`AUTO_BATCH_MIN` clips (or all of them). The epoch budget, the early-stopping
     patience and the weight averaging were chosen for epochs of 10-20 steps; with 100-clip
     batches a few hundred clips give 3 steps an epoch, and a fit can stop before it learns.
+    ``n_train`` counts every training clip, unlabeled ones included, and not the processes
+    of a multi-device fit (where ``batch_size`` is per process): give an int there.
 
     Examples
     --------
