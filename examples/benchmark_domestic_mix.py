@@ -620,6 +620,12 @@ def write_report(args, rows, d, info):
         "labelled validation set:** the same held-out clips (180 per fit) with their event times tune "
         "the settings (`tagger.tune_events(reference=...)`). No setting ever sees the scored fold, and "
         "none is chosen on the model's predictions of its own training clips.\n")
+    if "no_augment" in systems:
+        L.append("- One exception, said here: the time shift and FilterAugment of the default were screened on "
+                 "the inner split (3 seeds) and made default only after these runs, whose `default` (then "
+                 "called `augment`) and `no_augment` (the default then) had to agree with the screening, as "
+                 "issue 19's rule asks. The choice between those two read these scores; every other setting "
+                 "did not.\n")
     L.append("## Run\n")
     L.append(f"- Jobs: {len(rows)} (systems {systems}, folds {folds}, seeds {seeds}), results file `{args.report}`")
     for cmd in sorted({_relative_paths(r.get("command", "?")) for r in rows}):
