@@ -35,11 +35,9 @@ FRAME_QUANTITIES = ("frame", "paper", "weighted", "att_frame", "att", "loc")
 
 def inference_batch_size(tagger) -> int:
     """Clips (or windows) per inference batch: the fitted ``batch_size_``; for a model
-    file written before it existed, ``batch_size`` (an int then)."""
-    fitted = getattr(tagger, "batch_size_", None)
-    if fitted is not None:
-        return int(fitted)
-    return int(tagger.batch_size) if tagger.batch_size != "auto" else 100
+    file written before it existed, ``batch_size`` (always an int there: ``"auto"`` came
+    with ``batch_size_``)."""
+    return int(getattr(tagger, "batch_size_", tagger.batch_size))
 
 
 def _device(accelerator) -> "torch.device":
